@@ -1,0 +1,57 @@
+// Manifests → the config a sidecar runs with. Pure: the operator calls the same function with
+// what it read from the API server, so `ai-envelope render` shows exactly what a pod would get.
+import { API_VERSION, SIDECAR_CONFIG_KIND, type AIBudget, type AIRoute, type RenderedBudget, type RenderedRoute, type SidecarConfig } from './schema.ts';
+import { contentHash } from './canonical.ts';
+import { matchesSelector } from './selector.ts';
+import { readSources, parseManifests, type Problem } from './manifests.ts';
+
+const byId = (a: { namespace: string; name: string }, b: { namespace: string; name: string }) =>
+  a.namespace === b.namespace ? a.name.localeCompare(b.name) : a.namespace.localeCompare(b.namespace);
+
+export function renderConfig(routes: AIRoute[], budgets: AIBudget[]): SidecarConfig {
+  const rendered: RenderedRoute[] = routes
+    .map((r) => ({ name: r.metadata.name, namespace: r.metadata.namespace, labels: r.metadata.labels, ...r.spec }))
+    .sort(byId);
+  const renderedBudgets: RenderedBudget[] = budgets
+    .map((b) => {
+      const { routeSelector, ...rest } = b.spec;
+      const covered = routes
+        .filter((r) => r.metadata.namespace === b.metadata.namespace && matchesSelector(routeSelector, r.metadata.labels))
+        .map((r) => r.metadata.name)
+        .sort();
+      return { name: b.metadata.name, namespace: b.metadata.namespace, routes: covered, ...rest };
+    })
+    .sort(byId);
+  return {
+    apiVersion: API_VERSION,
+    kind: SIDECAR_CONFIG_KIND,
+    version: contentHash({ routes: rendered, budgets: renderedBudgets }),
+    routes: rendered,
+    budgets: renderedBudgets,
+  };
+}
+
+export type LoadResult = { ok: true; config: SidecarConfig } | { ok: false; problems: Problem[] };
+
+/** Reads a file or folder of manifests, or one rendered config, into the config to run with. */
+export async function loadConfig(path: string): Promise<LoadResult> {
+  let sources;
+  try {
+    sources = await readSources(path);
+  } catch (err) {
+    return { ok: false, problems: [{ file: path, document: 0, path: '', message: `cannot read: ${(err as Error).message}` }] };
+  }
+  const m = parseManifests(sources);
+  if (m.problems.length > 0) return { ok: false, problems: m.problems };
+  const [config, ...more] = m.configs;
+  if (config) {
+    if (more.length > 0 || m.routes.length > 0 || m.budgets.length > 0) {
+      return { ok: false, problems: [{ file: path, document: 0, path: '', message: 'a rendered SidecarConfig must be the only ai-envelope document' }] };
+    }
+    return { ok: true, config };
+  }
+  if (m.routes.length === 0) {
+    return { ok: false, problems: [{ file: path, document: 0, path: '', message: 'no AIRoute found: the sidecar needs at least one route' }] };
+  }
+  return { ok: true, config: renderConfig(m.routes, m.budgets) };
+}

@@ -1,0 +1,100 @@
+// The config in force. Loads are atomic (one reference swap; a request keeps the route object it
+// started with) and a config that fails to load never replaces the last good one.
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { loadConfig } from '../../crds/render.ts';
+import { formatProblem } from '../../crds/manifests.ts';
+import { compileConfig, type RuntimeConfig } from './runtime.ts';
+import type { KeyStore } from './keys.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+
+export class ConfigStore {
+  current: RuntimeConfig | undefined;
+  /** Why the newest files were refused, while the last good config stays in force. */
+  lastError: string[] | undefined;
+  private readonly path: string;
+  private readonly secretsDir: string;
+  private readonly keys: KeyStore;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private watcher: FSWatcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private loading: Promise<void> | undefined;
+  private again = false;
+
+  constructor(opts: { path: string; secretsDir: string; keys: KeyStore; log: Logger; metrics: Metrics }) {
+    this.path = opts.path;
+    this.secretsDir = opts.secretsDir;
+    this.keys = opts.keys;
+    this.log = opts.log;
+    this.metrics = opts.metrics;
+  }
+
+  /** Loads now; resolves when done (successfully or not). */
+  reload(): Promise<void> {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = this.load().finally(() => {
+      this.loading = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.reload();
+      }
+    });
+    return this.loading;
+  }
+
+  /** Watches the file or folder (a ConfigMap volume swaps a symlink) and polls as a backstop. */
+  async start(pollMs = 2000): Promise<void> {
+    const info = await stat(this.path).catch(() => undefined);
+    const dir = info?.isDirectory() ? this.path : dirname(this.path);
+    try {
+      this.watcher = watch(dir, () => {
+        clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => void this.reload(), 50);
+      });
+      this.watcher.on('error', () => this.watcher?.close());
+    } catch {
+      // No watcher (the folder may be missing for now): the poll still notices changes.
+    }
+    this.poll = setInterval(() => void this.reload(), pollMs);
+    this.poll.unref();
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    clearInterval(this.poll);
+    clearTimeout(this.debounce);
+  }
+
+  private async load(): Promise<void> {
+    const result = await loadConfig(this.path);
+    if (!result.ok) {
+      const reasons = result.problems.map(formatProblem);
+      const fresh = JSON.stringify(reasons) !== JSON.stringify(this.lastError);
+      this.lastError = reasons;
+      if (fresh) {
+        this.metrics.configReloads.inc({ result: 'failure' });
+        this.log.error(
+          { event: 'config_rejected', problems: reasons, version_in_force: this.current?.version ?? null },
+          this.current ? 'new config is invalid; keeping the last good config' : 'config is invalid; not ready',
+        );
+      }
+      return;
+    }
+    this.lastError = undefined;
+    if (result.config.version === this.current?.version) return;
+    const next = compileConfig(result.config, this.secretsDir);
+    await this.keys.use(next.routes.flatMap((r) => (r.keyPath ? [r.keyPath] : [])));
+    const previous = this.current?.version ?? null;
+    this.current = next;
+    this.metrics.configReloads.inc({ result: 'success' });
+    this.metrics.setConfigVersion(next.version);
+    this.log.info({ event: 'config_loaded', version: next.version, previous, routes: next.routes.map((r) => r.id) }, 'config loaded');
+  }
+}

@@ -1,0 +1,72 @@
+// Starting and stopping a sidecar: load config, open both listeners, drain on SIGTERM.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Sidecar } from './sidecar.ts';
+import { adminApp, proxyApp } from './server.ts';
+
+export interface StartOptions {
+  configPath: string;
+  secretsDir: string;
+  port: number;
+  adminPort: number;
+  /** The proxy is for the pod's own containers: loopback only, unless a test says otherwise. */
+  host?: string;
+  adminHost?: string;
+  graceSeconds: number;
+  log: Logger;
+  pollMs?: number;
+}
+
+export interface RunningSidecar {
+  sidecar: Sidecar;
+  port: number;
+  adminPort: number;
+  /** Stops accepting, lets in-flight calls finish within the grace period, then closes. */
+  shutdown(): Promise<void>;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> {
+  const sidecar = new Sidecar({ configPath: opts.configPath, secretsDir: opts.secretsDir, log: opts.log, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+  await sidecar.config.reload();
+  await sidecar.config.start(opts.pollMs);
+
+  const proxy = createServer({ keepAliveTimeout: 65_000 }, proxyApp(sidecar));
+  // Streams may be long; the route's own timeouts bound them, not Node's defaults.
+  proxy.requestTimeout = 0;
+  proxy.headersTimeout = 30_000;
+  const admin = createServer(adminApp(sidecar));
+  const port = await listen(proxy, opts.port, opts.host ?? '127.0.0.1');
+  const adminPort = await listen(admin, opts.adminPort, opts.adminHost ?? '0.0.0.0');
+  opts.log.info({ event: 'started', port, admin_port: adminPort, config_version: sidecar.config.current?.version ?? null }, 'sidecar listening');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      sidecar.draining = true;
+      opts.log.info({ event: 'draining', in_flight: sidecar.inFlight, grace_seconds: opts.graceSeconds }, 'shutting down: finishing in-flight requests');
+      proxy.close();
+      proxy.closeIdleConnections();
+      const grace = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), opts.graceSeconds * 1000).unref());
+      const outcome = await Promise.race([sidecar.idle().then(() => 'idle' as const), grace]);
+      if (outcome === 'timeout') opts.log.warn({ event: 'grace_expired', in_flight: sidecar.inFlight }, 'grace period over: closing remaining connections');
+      proxy.closeAllConnections();
+      admin.close();
+      admin.closeAllConnections();
+      sidecar.close();
+      opts.log.info({ event: 'stopped' }, 'sidecar stopped');
+    })();
+    return stopping;
+  };
+  return { sidecar, port, adminPort, shutdown };
+}

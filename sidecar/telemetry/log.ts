@@ -1,0 +1,43 @@
+// Structured JSON logs. One line per request (see RequestRecord), plus lifecycle events.
+// Nothing here ever receives the API key: the request record is built from policy decisions,
+// counts and ids, and content only when a route's logging.content asks for it.
+import { pino, type Logger } from 'pino';
+import { createHash } from 'node:crypto';
+
+export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): Logger {
+  return pino({
+    level,
+    base: { component: 'sidecar' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  });
+}
+
+export interface RequestRecord {
+  request_id: string;
+  upstream_request_id?: string;
+  route?: string;
+  user?: string;
+  endpoint: string;
+  method: string;
+  path: string;
+  model_requested?: string;
+  model?: string;
+  response_model?: string;
+  stream: boolean;
+  status: number;
+  error_code?: string;
+  attempts: number;
+  latency_ms: number;
+  ttft_ms?: number;
+  input_tokens?: number;
+  output_tokens?: number;
+  cached_tokens?: number;
+  reasoning_tokens?: number;
+  config_version?: string;
+}
+
+/** End-user ids are personal data: logs carry a short one-way digest that still groups by user. */
+export function hashUser(user: string): string {
+  return createHash('sha256').update(user).digest('hex').slice(0, 16);
+}

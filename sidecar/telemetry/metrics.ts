@@ -1,0 +1,100 @@
+// Prometheus metrics. Token and duration metrics follow the OpenTelemetry GenAI semantic
+// conventions (names with dots become underscores); the rest are ai_envelope_*. Labels are kept
+// to bounded sets: routes and models come from config or the upstream's model ids.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestRecord } from './log.ts';
+
+const OPERATION: Record<string, string> = {
+  'chat.completions': 'chat',
+  responses: 'chat',
+  embeddings: 'embeddings',
+  moderations: 'moderations',
+};
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly duration: Histogram;
+  private readonly tokens: Histogram;
+  private readonly ttft: Histogram;
+  private readonly requests: Counter;
+  readonly retries: Counter;
+  readonly inFlight: Gauge;
+  readonly configReloads: Counter;
+  readonly configInfo: Gauge;
+  readonly keyReloads: Counter;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.duration = new Histogram({
+      name: 'gen_ai_client_operation_duration_seconds',
+      help: 'Duration of GenAI operations through the sidecar, retries included.',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_system', 'gen_ai_request_model', 'gen_ai_response_model', 'error_type', 'route'],
+      buckets: [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92],
+      registers,
+    });
+    this.tokens = new Histogram({
+      name: 'gen_ai_client_token_usage',
+      help: 'Tokens used per GenAI operation, by token type (input, output).',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_system', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_token_type', 'route'],
+      buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304],
+      registers,
+    });
+    this.ttft = new Histogram({
+      name: 'ai_envelope_time_to_first_token_seconds',
+      help: 'Time from the app request to the first streamed token reaching the app.',
+      labelNames: ['route', 'gen_ai_request_model'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32],
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'ai_envelope_requests_total',
+      help: 'Requests handled by the sidecar, by route, endpoint, HTTP status and envelope error code.',
+      labelNames: ['route', 'endpoint', 'status', 'error_code'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'ai_envelope_retries_total',
+      help: 'Upstream attempts repeated by the sidecar, by reason.',
+      labelNames: ['route', 'reason'],
+      registers,
+    });
+    this.inFlight = new Gauge({ name: 'ai_envelope_in_flight_requests', help: 'Requests being served now.', labelNames: ['route'], registers });
+    this.configReloads = new Counter({
+      name: 'ai_envelope_config_reloads_total',
+      help: 'Config loads by result (success, failure: the last good config stays).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configInfo = new Gauge({ name: 'ai_envelope_config_info', help: 'The config version in force (value 1).', labelNames: ['version'], registers });
+    this.keyReloads = new Counter({
+      name: 'ai_envelope_key_reloads_total',
+      help: 'API key file reads after a change, by result. Never the key itself.',
+      labelNames: ['result'],
+      registers,
+    });
+  }
+
+  observe(r: RequestRecord): void {
+    const route = r.route ?? '';
+    this.requests.inc({ route, endpoint: r.endpoint, status: String(r.status), error_code: r.error_code ?? '' });
+    const operation = OPERATION[r.endpoint];
+    if (!operation) return;
+    const base = {
+      gen_ai_operation_name: operation,
+      gen_ai_system: 'openai',
+      gen_ai_request_model: r.model ?? '',
+      gen_ai_response_model: r.response_model ?? '',
+      route,
+    };
+    this.duration.observe({ ...base, error_type: r.status >= 400 ? (r.error_code ?? String(r.status)) : '' }, r.latency_ms / 1000);
+    if (r.input_tokens !== undefined) this.tokens.observe({ ...base, gen_ai_token_type: 'input' }, r.input_tokens);
+    if (r.output_tokens !== undefined) this.tokens.observe({ ...base, gen_ai_token_type: 'output' }, r.output_tokens);
+    if (r.ttft_ms !== undefined) this.ttft.observe({ route, gen_ai_request_model: r.model ?? '' }, r.ttft_ms / 1000);
+  }
+
+  setConfigVersion(version: string): void {
+    this.configInfo.reset();
+    this.configInfo.set({ version }, 1);
+  }
+}

@@ -1,0 +1,57 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkFault } from './faults.ts';
+import { applyOptions, type SimState } from './state.ts';
+import type { SimulatorOptions } from './types.ts';
+
+/**
+ * The /_sim/* control API, for driving a simulator running in another process.
+ * It needs no key and its requests are not recorded.
+ */
+export function handleControl(state: SimState, req: IncomingMessage, res: ServerResponse, path: string, raw: Buffer): void {
+  const route = `${req.method} ${path}`;
+  try {
+    switch (route) {
+      case 'POST /_sim/faults': {
+        const parsed: unknown = JSON.parse(raw.toString('utf8'));
+        // Validate every fault before queueing any, so a bad list changes nothing.
+        const faults = (Array.isArray(parsed) ? parsed : [parsed]).map(checkFault);
+        for (const f of faults) state.faults.add(f);
+        return noContent(res);
+      }
+      case 'DELETE /_sim/faults':
+        state.faults.clear();
+        return noContent(res);
+      case 'GET /_sim/requests':
+        return sendJson(res, 200, state.requests);
+      case 'DELETE /_sim/requests':
+        state.requests.length = 0;
+        return noContent(res);
+      case 'POST /_sim/options': {
+        const o: unknown = JSON.parse(raw.toString('utf8'));
+        if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('options must be a JSON object');
+        applyOptions(state, o as Partial<SimulatorOptions>);
+        return noContent(res);
+      }
+      case 'POST /_sim/reset':
+        state.requests.length = 0;
+        state.faults.clear();
+        return noContent(res);
+      default:
+        return sendJson(res, 404, controlError(`Unknown control route (${route})`));
+    }
+  } catch (e) {
+    sendJson(res, 400, controlError((e as Error).message));
+  }
+}
+
+function controlError(message: string) {
+  return { error: { message, type: 'invalid_request_error', param: null, code: null } };
+}
+
+function noContent(res: ServerResponse): void {
+  res.writeHead(204).end();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}

@@ -1,0 +1,61 @@
+import type { FaultQueue } from './faults.ts';
+import type { RecordedRequest, SimulatorOptions } from './types.ts';
+import type { BatchRecord } from './batches.ts';
+import type { StoredFile } from './files.ts';
+import type { Reply } from './reply.ts';
+
+export interface SimState {
+  opts: {
+    streamDelayMs: number;
+    latencyMs: number;
+    models: string[];
+    batchStepMs: number;
+    apiKeys: string[] | undefined;
+  };
+  requests: RecordedRequest[];
+  faults: FaultQueue;
+  files: Map<string, StoredFile>;
+  batches: Map<string, BatchRecord>;
+  /** Stored Responses objects, for GET /v1/responses/{id}. */
+  responses: Map<string, unknown>;
+}
+
+export interface HandlerCtx {
+  state: SimState;
+  method: string;
+  path: string;
+  /** Captures of the route pattern, e.g. a file id. */
+  params: string[];
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  raw: Buffer;
+  /** Parsed JSON body; undefined when absent or not JSON. */
+  json: unknown;
+  jsonInvalid: boolean;
+}
+
+export type Handler = (ctx: HandlerCtx) => Reply;
+
+export const DEFAULT_MODELS = [
+  'gpt-4.1',
+  'gpt-4.1-mini',
+  'gpt-4.1-nano',
+  'gpt-4o',
+  'gpt-4o-mini',
+  'o3',
+  'o4-mini',
+  'gpt-5',
+  'gpt-5-mini',
+  'gpt-5-nano',
+  'text-embedding-3-small',
+  'text-embedding-3-large',
+  'omni-moderation-latest',
+];
+
+export function applyOptions(state: SimState, o: Partial<SimulatorOptions>): void {
+  if (o.streamDelayMs !== undefined) state.opts.streamDelayMs = o.streamDelayMs;
+  if (o.latencyMs !== undefined) state.opts.latencyMs = o.latencyMs;
+  if (o.models !== undefined) state.opts.models = [...o.models];
+  if (o.batchStepMs !== undefined) state.opts.batchStepMs = o.batchStepMs;
+  if ('apiKeys' in o) state.opts.apiKeys = o.apiKeys ? [...o.apiKeys] : undefined;
+}
