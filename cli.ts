@@ -13,7 +13,7 @@ Commands:
         config; reloaded when it changes.
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
-  simulator [--port 4010] [--stream-delay-ms 0] [--latency-ms 0]
+  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
   help                 Show this text.
 `;
@@ -96,14 +96,25 @@ async function sidecar(args: string[]): Promise<number> {
 }
 
 async function simulator(args: string[]): Promise<number> {
-  const v = parse(args, { port: { type: 'string' }, 'stream-delay-ms': { type: 'string' }, 'latency-ms': { type: 'string' } });
+  const v = parse(args, {
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'api-key': { type: 'string', multiple: true },
+    'stream-delay-ms': { type: 'string' },
+    'latency-ms': { type: 'string' },
+    'batch-step-ms': { type: 'string' },
+  });
   const { startSimulator } = await import('./simulator/index.ts');
   const sim = await startSimulator({
+    host: v.host ?? '127.0.0.1',
     port: int(v.port, 'port', 4010),
+    ...(v['api-key'] ? { apiKeys: v['api-key'] } : {}),
     streamDelayMs: int(v['stream-delay-ms'], 'stream-delay-ms', 0),
     latencyMs: int(v['latency-ms'], 'latency-ms', 0),
+    batchStepMs: int(v['batch-step-ms'], 'batch-step-ms', 50),
   });
-  process.stdout.write(`OpenAI simulator listening at ${sim.url}\n`);
+  // One parseable line, so a parent process that asked for port 0 learns where it is.
+  process.stdout.write(`${JSON.stringify({ url: sim.url, port: sim.port })}\n`);
   return new Promise((resolve) => {
     const stop = () => void sim.close().then(() => resolve(0));
     process.once('SIGTERM', stop);

@@ -57,7 +57,10 @@ export function checkFault(v: unknown): Fault {
   };
   str('path');
   str('model');
-  num('times', false);
+  if (f.times !== undefined && (typeof f.times !== 'number' || !(f.times >= 1))) throw new Error("fault field 'times' must be a number >= 1");
+  if (f.headers !== undefined && (typeof f.headers !== 'object' || f.headers === null || Object.values(f.headers).some((h) => typeof h !== 'string'))) {
+    throw new Error("fault field 'headers' must map names to strings");
+  }
   switch (f.type) {
     case 'error':
       num('status', true);

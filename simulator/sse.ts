@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { SseEvent } from './reply.ts';
 import { sleep } from './sleep.ts';
@@ -21,12 +20,12 @@ export async function writeSse(
   const { fault, signal } = opts;
   // Headers go out at once so a client sees the stream open even when a fault fires before any event.
   res.flushHeaders();
+  let flushed = Promise.resolve();
   for (let i = 0; i <= events.length; i++) {
     if (fault?.type === 'reset_mid_stream' && i === fault.afterEvents) {
-      const socket = res.socket;
       // Let the events already written reach the wire before the connection dies.
-      if (socket && socket.writableLength > 0) await once(socket, 'drain').catch(() => undefined);
-      socket?.destroy();
+      await flushed;
+      res.socket?.destroy();
       return;
     }
     if (fault?.type === 'stall_mid_stream' && i === fault.afterEvents) {
@@ -35,7 +34,7 @@ export async function writeSse(
     if (i === events.length) break;
     if (i > 0 && opts.delayMs > 0 && !(await sleep(opts.delayMs, signal))) return;
     if (res.destroyed) return;
-    res.write(encodeEvent(events[i]!));
+    flushed = new Promise((resolve) => res.write(encodeEvent(events[i]!), () => resolve()));
   }
   res.end();
 }
