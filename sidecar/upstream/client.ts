@@ -29,8 +29,8 @@ export interface CallOptions {
   /** Aborts when the app goes away. */
   signal: AbortSignal;
   key: () => string;
-  /** Re-reads the key from disk; true when it changed (a rotation the watcher has not seen yet). */
-  refreshKey: () => Promise<boolean>;
+  /** Re-reads the key from disk (a rotation the watcher may not have seen yet). */
+  refreshKey: () => Promise<unknown>;
   onRetry?: (reason: string, attempt: number, delayMs: number) => void;
 }
 
@@ -70,6 +70,7 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
   const replayable = !(req.body && !Buffer.isBuffer(req.body));
   const maxAttempts = replayable ? policy.maxAttempts : 1;
   let keyRefreshed = false;
+  let usedKey = '';
   let last: UpstreamResponse | undefined;
   let lastError: EnvelopeError | undefined;
 
@@ -95,9 +96,10 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
     let hintMs: number | undefined;
     let retryable: boolean;
     try {
+      usedKey = opts.key();
       const res = await request(req.url, {
         method: req.method,
-        headers: { ...req.headers, authorization: `Bearer ${opts.key()}` },
+        headers: { ...req.headers, authorization: `Bearer ${usedKey}` },
         body: req.body ?? null,
         signal: controller.signal,
         dispatcher: agent,
@@ -124,8 +126,9 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
       } else {
         if (status === 401 && !keyRefreshed && replayable) {
           keyRefreshed = true;
-          if (await opts.refreshKey()) {
-            // A rotated key the watcher had not picked up yet: one more try that is not an attempt.
+          await opts.refreshKey();
+          if (opts.key() !== usedKey) {
+            // The key rotated while this attempt was out: one more try, not counted as an attempt.
             attempt--;
             continue;
           }
