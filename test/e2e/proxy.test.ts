@@ -168,3 +168,31 @@ describe('telemetry', () => {
     expect(usage.routes['shop/main']?.input_tokens).toBeGreaterThan(0);
   });
 });
+
+describe('an app that hangs up mid-stream', () => {
+  it('closes the upstream stream and still writes exactly one record', async () => {
+    env.sim.setOptions({ streamDelayMs: 20 });
+    try {
+      const before = env.sidecar.requestLogs().length;
+      const controller = new AbortController();
+      const stream = await env.client.chat.completions.create(
+        { model: 'gpt-4.1-mini', stream: true, messages: [{ role: 'user', content: 'LONG_REPLY then I leave' }] },
+        { signal: controller.signal, headers: { 'x-request-id': 'leaver-1' } },
+      );
+      let n = 0;
+      await (async () => {
+        for await (const _ of stream) if (++n === 3) controller.abort();
+      })().catch(() => undefined);
+      const line = await env.sidecar.waitForLog((l) => l.msg === 'request' && l.request_id === 'leaver-1');
+      expect(line.status).toBe(499);
+      expect(line.error_code).toBe('client_closed');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(env.sidecar.requestLogs().length - before).toBe(1);
+      const metrics = await (await fetch(`${env.sidecar.adminUrl}/metrics`)).text();
+      expect(metrics).toMatch(/ai_envelope_in_flight_requests\{route="shop\/main"\} 0/);
+      expect(metrics).toMatch(/ai_envelope_requests_total\{route="shop\/main",endpoint="chat.completions",status="499",error_code="client_closed"\} 1/);
+    } finally {
+      env.sim.setOptions({ streamDelayMs: 0 });
+    }
+  });
+});
