@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     const res = await client.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'Where is order 1234?' }] }, { headers });
     return JSON.stringify(res.choices[0]?.message.content);
   });
-  await step('A streamed Responses call (the route fills in its default model)', async (headers) => {
+  await step('A streamed Responses call', async (headers) => {
     const stream = client.responses.stream({ model: 'gpt-4.1-mini', input: 'Summarise ticket 77 in one line' }, { headers });
     let deltas = 0;
     for await (const ev of stream) if (ev.type === 'response.output_text.delta') deltas++;
