@@ -3,7 +3,7 @@
 import { API_VERSION, SIDECAR_CONFIG_KIND, type AIBudget, type AIRoute, type RenderedBudget, type RenderedRoute, type SidecarConfig } from './schema.ts';
 import { contentHash } from './canonical.ts';
 import { matchesSelector } from './selector.ts';
-import { readSources, parseManifests, type Problem } from './manifests.ts';
+import { readSources, parseManifests, type Problem, type SourceFile } from './manifests.ts';
 
 const byId = (a: { namespace: string; name: string }, b: { namespace: string; name: string }) =>
   a.namespace === b.namespace ? a.name.localeCompare(b.name) : a.namespace.localeCompare(b.namespace);
@@ -35,12 +35,16 @@ export type LoadResult = { ok: true; config: SidecarConfig } | { ok: false; prob
 
 /** Reads a file or folder of manifests, or one rendered config, into the config to run with. */
 export async function loadConfig(path: string): Promise<LoadResult> {
-  let sources;
+  let sources: SourceFile[];
   try {
     sources = await readSources(path);
   } catch (err) {
     return { ok: false, problems: [{ file: path, document: 0, path: '', message: `cannot read: ${(err as Error).message}` }] };
   }
+  return configFromSources(path, sources);
+}
+
+export function configFromSources(path: string, sources: SourceFile[]): LoadResult {
   const m = parseManifests(sources);
   if (m.problems.length > 0) return { ok: false, problems: m.problems };
   const [config, ...more] = m.configs;

@@ -242,22 +242,20 @@ const ObjectMeta = z
   // Kubernetes adds uid, resourceVersion, annotations, managedFields...: the rest is tolerated.
   .passthrough();
 
-export const AIRoute = z.object({
-  apiVersion: z.literal(API_VERSION, { error: `apiVersion must be ${API_VERSION}` }),
-  kind: z.literal('AIRoute'),
-  metadata: ObjectMeta,
-  spec: AIRouteSpec,
-  status: z.unknown().optional(),
-});
+function resource<K extends string, S extends z.ZodType>(kind: K, spec: S) {
+  return z.object({
+    apiVersion: z.literal(API_VERSION, { error: `apiVersion must be ${API_VERSION}` }),
+    kind: z.literal(kind),
+    metadata: ObjectMeta,
+    spec,
+    status: z.unknown().optional(),
+  });
+}
+
+export const AIRoute = resource('AIRoute', AIRouteSpec);
 export type AIRoute = z.output<typeof AIRoute>;
 
-export const AIBudget = z.object({
-  apiVersion: z.literal(API_VERSION, { error: `apiVersion must be ${API_VERSION}` }),
-  kind: z.literal('AIBudget'),
-  metadata: ObjectMeta,
-  spec: AIBudgetSpec,
-  status: z.unknown().optional(),
-});
+export const AIBudget = resource('AIBudget', AIBudgetSpec);
 export type AIBudget = z.output<typeof AIBudget>;
 
 // The rendered config: the contract between the operator (which writes it into a ConfigMap) and

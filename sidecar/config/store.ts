@@ -4,8 +4,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfig } from '../../crds/render.ts';
-import { formatProblem } from '../../crds/manifests.ts';
+import { configFromSources, type LoadResult } from '../../crds/render.ts';
+import { formatProblem, readSources } from '../../crds/manifests.ts';
 import { compileConfig, type RuntimeConfig } from './runtime.ts';
 import type { KeyStore } from './keys.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -23,6 +23,8 @@ export class ConfigStore {
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
+  /** The raw files last seen: the poll only parses and validates when they change. */
+  private lastText: string | undefined;
   private again = false;
 
   constructor(opts: { path: string; secretsDir: string; keys: KeyStore; log: Logger; metrics: Metrics }) {
@@ -73,7 +75,8 @@ export class ConfigStore {
   }
 
   private async load(): Promise<void> {
-    const result = await loadConfig(this.path);
+    const result = await this.read();
+    if (!result) return;
     if (!result.ok) {
       const reasons = result.problems.map(formatProblem);
       const fresh = JSON.stringify(reasons) !== JSON.stringify(this.lastError);
@@ -96,5 +99,19 @@ export class ConfigStore {
     this.metrics.configReloads.inc({ result: 'success' });
     this.metrics.setConfigVersion(next.version);
     this.log.info({ event: 'config_loaded', version: next.version, previous, routes: next.routes.map((r) => r.id) }, 'config loaded');
+  }
+
+  /** The new config or its problems; undefined when the files are as last seen. */
+  private async read(): Promise<LoadResult | undefined> {
+    try {
+      const sources = await readSources(this.path);
+      const text = sources.map((f) => `${f.file}\0${f.text}`).join('\0');
+      if (text === this.lastText) return undefined;
+      this.lastText = text;
+      return configFromSources(this.path, sources);
+    } catch (err) {
+      this.lastText = undefined;
+      return { ok: false, problems: [{ file: this.path, document: 0, path: '', message: `cannot read: ${(err as Error).message}` }] };
+    }
   }
 }
