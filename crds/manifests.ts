@@ -142,7 +142,7 @@ export function parseManifests(sources: SourceFile[]): Manifests {
           out.problems.push(...issuesToProblems(result.error.issues, { file, document, object: SIDECAR_CONFIG_KIND }));
           return;
         }
-        const expected = contentHash({ routes: result.data.routes, budgets: result.data.budgets });
+        const expected = contentHash({ routes: result.data.routes, budgets: result.data.budgets, state: result.data.state });
         if (result.data.version !== expected) {
           out.problems.push({ file, document, object: SIDECAR_CONFIG_KIND, path: 'version', message: `does not match the content (expected ${expected}): the file was edited or damaged; render it again` });
           return;

@@ -106,9 +106,46 @@ export const Limits = z
     maxRequestBytes: positiveInt('limits.maxRequestBytes').max(64 * 1024 * 1024).default(1024 * 1024),
     maxInputTokens: positiveInt('limits.maxInputTokens').optional(),
     maxOutputTokens: positiveInt('limits.maxOutputTokens').optional(),
+    /** In-flight calls per route (per sidecar); more wait in a bounded queue, then get concurrency_limited. */
     concurrency: positiveInt('limits.concurrency').optional(),
+    queue: z
+      .object({
+        maxWaiting: z.number().int().min(0).max(100_000).default(64),
+        maxWaitMs: z.number().int().min(0).max(600_000).default(5000),
+      })
+      .strict()
+      .prefault({}),
     route: WindowLimits.optional(),
     perUser: WindowLimits.optional(),
+  })
+  .strict();
+
+export const CircuitBreakerPolicy = z
+  .object({
+    /** Opens when at least this share of calls failed (5xx, timeouts, connection errors)... */
+    failureRatio: z.number().gt(0).max(1).default(0.5),
+    /** ...among at least this many calls in the window. */
+    minimumCalls: positiveInt('circuitBreaker.minimumCalls').default(10),
+    windowSeconds: positiveInt('circuitBreaker.windowSeconds').max(3600).default(30),
+    /** How long it stays open before letting probes through. */
+    openSeconds: positiveInt('circuitBreaker.openSeconds').max(3600).default(15),
+    halfOpenProbes: positiveInt('circuitBreaker.halfOpenProbes').max(100).default(1),
+  })
+  .strict();
+
+export const IdempotencyPolicy = z
+  .object({
+    /** How long a stored answer is replayed for the same idempotency-key. */
+    ttlSeconds: positiveInt('idempotency.ttlSeconds').max(7 * 86400).default(600),
+  })
+  .strict();
+
+/** USD per 1M tokens, overriding the built-in table for this route (another provider, a new model). */
+export const ModelPrice = z
+  .object({
+    input: z.number().min(0),
+    cachedInput: z.number().min(0).optional(),
+    output: z.number().min(0).default(0),
   })
   .strict();
 
@@ -166,6 +203,9 @@ const AIRouteSpecShape = z
     model: ModelPolicy.prefault({}),
     timeouts: Timeouts.prefault({}),
     retry: RetryPolicy.prefault({}),
+    circuitBreaker: CircuitBreakerPolicy.prefault({}),
+    idempotency: IdempotencyPolicy.prefault({}),
+    prices: z.record(modelName, ModelPrice).default({}),
     limits: Limits.prefault({}),
     input: InputPolicy.prefault({}),
     moderation: ModerationPolicy.prefault({}),
@@ -291,10 +331,15 @@ export const SidecarConfig = z
   .object({
     apiVersion: z.literal(API_VERSION),
     kind: z.literal(SIDECAR_CONFIG_KIND),
-    /** Content hash of routes and budgets: changes exactly when what the sidecar enforces changes. */
+    /** Content hash of routes, budgets and state: changes exactly when what the sidecar enforces changes. */
     version: z.string().regex(/^[0-9a-f]{16}$/),
     routes: z.array(RenderedRoute),
     budgets: z.array(RenderedBudget).default([]),
+    /** Shared state for limits and budgets across replicas; `--redis-url` overrides it. */
+    state: z
+      .object({ redisURL: z.string().regex(/^rediss?:\/\//, 'state.redisURL must be a redis:// or rediss:// URL').optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 export type SidecarConfig = z.output<typeof SidecarConfig>;
