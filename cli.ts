@@ -8,9 +8,11 @@ import { loadConfig } from './crds/render.ts';
 const USAGE = `Usage: ai-envelope <command> [options]
 
 Commands:
-  sidecar -f PATH [--port 4141] [--admin-port 4142] [--secrets-dir DIR] [--grace-seconds 25]
+  sidecar -f PATH [--port 4141] [--admin-port 4142] [--secrets-dir DIR] [--state-dir DIR]
+          [--redis-url URL] [--grace-seconds 25]
         Run the proxy. PATH: a YAML file or folder of AIRoute/AIBudget manifests, or a rendered
-        config; reloaded when it changes.
+        config; reloaded when it changes. --state-dir: where spend persists across restarts.
+        --redis-url (or AI_ENVELOPE_REDIS_URL): share limits and budgets with every replica.
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
   simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50]
@@ -66,6 +68,8 @@ async function sidecar(args: string[]): Promise<number> {
     port: { type: 'string' },
     'admin-port': { type: 'string' },
     'secrets-dir': { type: 'string' },
+    'state-dir': { type: 'string' },
+    'redis-url': { type: 'string' },
     'grace-seconds': { type: 'string' },
     'poll-ms': { type: 'string' },
   });
@@ -75,6 +79,8 @@ async function sidecar(args: string[]): Promise<number> {
   const running = await startSidecar({
     configPath: requirePath(v),
     secretsDir: v['secrets-dir'] ?? '/etc/ai-envelope/secrets',
+    ...(v['state-dir'] ? { stateDir: v['state-dir'] } : {}),
+    ...(v['redis-url'] || process.env.AI_ENVELOPE_REDIS_URL ? { redisURL: v['redis-url'] ?? process.env.AI_ENVELOPE_REDIS_URL } : {}),
     port: int(v.port, 'port', 4141),
     adminPort: int(v['admin-port'], 'admin-port', 4142),
     graceSeconds: int(v['grace-seconds'], 'grace-seconds', 25),

@@ -4,6 +4,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Sidecar } from './sidecar.ts';
 import { adminApp, proxyApp } from './server.ts';
+import { loadConfig } from '../crds/render.ts';
+import { LocalStore } from './state/local.ts';
+import { ResilientStore } from './state/resilient.ts';
+import type { StateStore } from './state/types.ts';
 
 export interface StartOptions {
   configPath: string;
@@ -15,6 +19,10 @@ export interface StartOptions {
   adminHost?: string;
   graceSeconds: number;
   log: Logger;
+  /** Spend persists here across restarts; without it, only in memory. */
+  stateDir?: string;
+  /** Shares limits and budgets with every replica; else the config's state.redisURL, if any. */
+  redisURL?: string;
   pollMs?: number;
 }
 
@@ -37,7 +45,16 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 }
 
 export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> {
-  const sidecar = new Sidecar({ configPath: opts.configPath, secretsDir: opts.secretsDir, log: opts.log, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+  let sidecar: Sidecar | undefined;
+  const state = await openState(opts, (backend, reason) => {
+    sidecar?.metrics.stateBackend.reset();
+    sidecar?.metrics.stateBackend.set({ backend }, 1);
+    const line = { event: 'state_backend', backend, ...(reason ? { reason } : {}) };
+    if (backend === 'local') opts.log.error(line, 'Redis is unreachable: limits and budgets are enforced by this sidecar alone until it returns');
+    else opts.log.info(line, 'Redis is back: limits and budgets are shared again');
+  });
+  sidecar = new Sidecar({ configPath: opts.configPath, secretsDir: opts.secretsDir, log: opts.log, state, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+  sidecar.metrics.stateBackend.set({ backend: state.kind }, 1);
   await sidecar.config.reload();
   await sidecar.config.start(opts.pollMs);
 
@@ -63,10 +80,24 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
       proxy.closeAllConnections();
       admin.close();
       admin.closeAllConnections();
-      sidecar.close();
+      await sidecar.close();
       opts.log.info({ event: 'stopped' }, 'sidecar stopped');
     })();
     return stopping;
   };
   return { sidecar, port, adminPort, shutdown };
+}
+
+async function openState(opts: StartOptions, onChange: (backend: 'local' | 'redis', reason?: string) => void): Promise<StateStore> {
+  const onError = (err: Error) => opts.log.error({ event: 'state_error', err: err.message }, 'state store problem');
+  let redisURL = opts.redisURL;
+  if (!redisURL) {
+    // The operator may put the shared store in the rendered config.
+    const peek = await loadConfig(opts.configPath);
+    if (peek.ok) redisURL = peek.config.state?.redisURL;
+  }
+  if (redisURL) {
+    return ResilientStore.open({ redisUrl: redisURL, onChange, onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
+  }
+  return LocalStore.open({ onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
 }

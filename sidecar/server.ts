@@ -59,8 +59,8 @@ export function adminApp(sidecar: Sidecar): express.Express {
     res.setHeader('content-type', sidecar.metrics.registry.contentType);
     res.end(await sidecar.metrics.registry.metrics());
   });
-  app.get('/usage', (_req, res) => {
-    res.json(sidecar.usageReport());
+  app.get('/usage', async (_req, res) => {
+    res.json(await sidecar.usageReport());
   });
   return app;
 }

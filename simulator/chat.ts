@@ -3,7 +3,7 @@ import { chooseTool, generate, replyText, structuredContent, textOf, toolArgumen
 import { ids, nowSeconds } from './ids.ts';
 import { json, sseData, type Reply, type SseEvent } from './reply.ts';
 import type { HandlerCtx } from './state.ts';
-import { cachedTokens, countTokens, isReasoningModel, outputPieces } from './tokens.ts';
+import { cachedTokens, contentTokens, countOutputTokens, countTokens, isReasoningModel, outputPieces, PER_MESSAGE, REPLY_PRIMING, schemaTokens, toolCallTokens, toolDefinitionTokens } from './tokens.ts';
 import { isObj, jsonObject, optionalBool, optionalInt, requireModel, type Obj } from './validate.ts';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
@@ -41,7 +41,7 @@ export function chatCompletions(ctx: HandlerCtx): Reply {
 
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
   const lastUserText = lastUser ? textOf(lastUser.content) : undefined;
-  const promptTokens = chatPromptTokens(messages, body.tools);
+  const promptTokens = chatPromptTokens(model, messages, body.tools, body.response_format);
   const cached = cachedTokens(promptTokens, body.prompt_cache_key);
 
   const plans: ChoicePlan[] = [];
@@ -106,7 +106,7 @@ function planChoice(model: string, body: Obj, tools: FunctionTool[], lastUserTex
       toolCall: { id: ids.toolCall(), name: tool.name, arguments: args },
       finishReason: 'tool_calls',
       reasoningTokens: reasoning,
-      completionTokens: reasoning + outputPieces(tool.name + args).length,
+      completionTokens: reasoning + countOutputTokens(tool.name + args, model),
     };
   }
   const plain = replyText(lastUserText);
@@ -152,8 +152,8 @@ function streamEvents(id: string, created: number, model: string, plans: ChoiceP
           }),
         ]),
       );
-      for (const piece of outputPieces(call.arguments)) {
-        events.push(chunk([choice(index, { tool_calls: [{ index: 0, function: { arguments: piece } }] })]));
+      for (const piece of outputPieces(call.arguments, model)) {
+        events.push(chunk([choice(index, { tool_calls: [{ index: 0, function: { arguments: piece.text } }] })]));
       }
     } else {
       events.push(chunk([choice(index, { role: 'assistant', content: '', refusal: null })]));
@@ -205,14 +205,25 @@ function functionTools(v: unknown): FunctionTool[] {
   return out;
 }
 
-/** 3 tokens per message plus its text, 1 more with a name, 3 to prime the reply; tool definitions on top. */
-export function chatPromptTokens(messages: Message[], tools: unknown): number {
-  let total = 3;
+/**
+ * 3 tokens per message plus its role and content, a name plus 1 more, replayed tool calls, 3 to
+ * prime the reply; tool definitions and a json_schema response format on top.
+ */
+export function chatPromptTokens(model: string, messages: Message[], tools: unknown, responseFormat?: unknown): number {
+  let total = REPLY_PRIMING;
   for (const m of messages) {
-    total += 3 + countTokens(textOf(m.content));
-    if (typeof m.name === 'string') total += 1;
-    if (m.tool_calls !== undefined) total += countTokens(JSON.stringify(m.tool_calls));
+    total += PER_MESSAGE + countTokens(m.role, model) + contentTokens(m.content, model);
+    if (typeof m.name === 'string') total += 1 + countTokens(m.name, model);
+    if (Array.isArray(m.tool_calls)) {
+      for (const call of m.tool_calls) {
+        const fn = isObj(call) && isObj(call.function) ? call.function : {};
+        total += toolCallTokens(fn.name, fn.arguments, model);
+      }
+    }
   }
-  if (Array.isArray(tools) && tools.length > 0) total += countTokens(JSON.stringify(tools));
+  total += toolDefinitionTokens(tools, model);
+  if (isObj(responseFormat) && responseFormat.type === 'json_schema' && isObj(responseFormat.json_schema)) {
+    total += schemaTokens(responseFormat.json_schema.schema, model);
+  }
   return total;
 }

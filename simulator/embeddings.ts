@@ -28,7 +28,7 @@ export function createEmbeddings(ctx: HandlerCtx): Reply {
 
   let total = 0;
   for (const input of inputs) {
-    const tokens = typeof input === 'string' ? countTokens(input) : input.length;
+    const tokens = typeof input === 'string' ? countTokens(input, model) : input.length;
     if (tokens > MAX_TOKENS_PER_INPUT) {
       throw new ApiError(
         400,

@@ -70,18 +70,17 @@ export interface Generated {
 
 /** Applies the output cap; reasoning models spend their hidden tokens first, as the real ones do. */
 export function generate(model: string, fullText: string, maxTokens: number | undefined): Generated {
-  let pieces = outputPieces(fullText);
+  const all = outputPieces(fullText, model);
   let reasoning = isReasoningModel(model) ? REASONING_TOKENS : 0;
-  let truncated = false;
-  if (maxTokens !== undefined) {
-    if (reasoning >= maxTokens) {
-      reasoning = maxTokens;
-      truncated = pieces.length > 0;
-      pieces = [];
-    } else if (pieces.length > maxTokens - reasoning) {
-      pieces = pieces.slice(0, maxTokens - reasoning);
-      truncated = true;
-    }
+  if (maxTokens !== undefined && reasoning > maxTokens) reasoning = maxTokens;
+  const budget = maxTokens === undefined ? Infinity : maxTokens - reasoning;
+  const pieces: string[] = [];
+  let visible = 0;
+  for (const p of all) {
+    if (visible + p.tokens > budget) break;
+    pieces.push(p.text);
+    visible += p.tokens;
   }
-  return { text: pieces.join(''), pieces, truncated, reasoningTokens: reasoning, outputTokens: reasoning + pieces.length };
+  const truncated = pieces.length < all.length;
+  return { text: pieces.join(''), pieces, truncated, reasoningTokens: reasoning, outputTokens: reasoning + visible };
 }

@@ -42,7 +42,7 @@ export function createModeration(ctx: HandlerCtx): Reply {
   if (!ctx.state.opts.models.includes(model) || modelUse(model) !== 'moderate') throw modelNotFound(model);
   const inputs = normaliseInput(body.input);
   const results = inputs.map(({ text, hasImage }) => classify(text, hasImage));
-  const tokens = inputs.reduce((s, i) => s + countTokens(i.text), 0);
+  const tokens = inputs.reduce((s, i) => s + countTokens(i.text, model), 0);
   return json({ id: ids.moderation(), model, results }, { model, tokens });
 }
 

@@ -3,7 +3,7 @@ import { chooseTool, generate, replyText, structuredContent, textOf, toolArgumen
 import { ids, nowSeconds } from './ids.ts';
 import { json, sseData, type Reply, type SseEvent } from './reply.ts';
 import type { HandlerCtx } from './state.ts';
-import { cachedTokens, countTokens, isReasoningModel, outputPieces } from './tokens.ts';
+import { cachedTokens, contentTokens, countOutputTokens, countTokens, isReasoningModel, outputPieces, PER_MESSAGE, REPLY_PRIMING, schemaTokens, toolCallTokens, toolDefinitionTokens } from './tokens.ts';
 import { isObj, jsonObject, optionalBool, optionalInt, requireModel, type Obj } from './validate.ts';
 
 const MIN_OUTPUT_TOKENS = 16;
@@ -28,24 +28,26 @@ export function createResponse(ctx: HandlerCtx): Reply {
 
   const lastUser = [...items].reverse().find((m) => m.role === 'user');
   const lastUserText = lastUser ? textOf(lastUser.content) : undefined;
-  const inputTokens = responsesInputTokens(typeof body.instructions === 'string' ? body.instructions : undefined, items, body.tools);
+  const inputTokens = responsesInputTokens(model, typeof body.instructions === 'string' ? body.instructions : undefined, items, body.tools, format);
   const cached = cachedTokens(inputTokens, body.prompt_cache_key);
 
   const output: Item[] = [];
   let truncated = false;
+  let textPieces: string[] = [];
   let outputTokens: number;
   let reasoningTokens: number;
   const tool = chooseTool(tools, body.tool_choice, lastUserText);
   if (tool) {
     const args = toolArguments(tool);
     reasoningTokens = generate(model, '', undefined).reasoningTokens;
-    outputTokens = reasoningTokens + outputPieces(tool.name + args).length;
+    outputTokens = reasoningTokens + countOutputTokens(tool.name + args, model);
     if (reasoningTokens > 0) output.push(reasoningItem());
     output.push({ id: ids.functionCall(), type: 'function_call', status: 'completed', arguments: args, call_id: ids.toolCall(), name: tool.name });
   } else {
     const plain = replyText(lastUserText);
     const gen = generate(model, structuredContent(format.type, format.schema, plain) ?? plain, maxOutput);
     truncated = gen.truncated;
+    textPieces = gen.pieces;
     reasoningTokens = gen.reasoningTokens;
     outputTokens = gen.outputTokens;
     if (reasoningTokens > 0) output.push(reasoningItem());
@@ -79,7 +81,7 @@ export function createResponse(ctx: HandlerCtx): Reply {
   };
   if (store) ctx.state.responses.set(final.id, final);
   const note = { model, tokens: inputTokens + (maxOutput ?? outputTokens) };
-  if (stream) return { kind: 'sse', events: streamEvents(base, final, output), usage: note };
+  if (stream) return { kind: 'sse', events: streamEvents(model, base, final, output, textPieces), usage: note };
   return json(final, note);
 }
 
@@ -136,7 +138,8 @@ function baseResponse(body: Obj, model: string, format: Obj, maxOutput: number |
   };
 }
 
-function streamEvents(base: Obj, final: Obj, output: Item[]): SseEvent[] {
+/** `textPieces` are the message's deltas as generate() counted them, so deltas and usage agree. */
+function streamEvents(model: string, base: Obj, final: Obj, output: Item[], textPieces: string[]): SseEvent[] {
   const events: SseEvent[] = [];
   const emit = (type: string, fields: Obj) => events.push(sseData({ type, ...fields, sequence_number: events.length }, type));
 
@@ -149,7 +152,7 @@ function streamEvents(base: Obj, final: Obj, output: Item[]): SseEvent[] {
       const at = { item_id: item.id, output_index };
       emit('response.output_item.added', { output_index, item: { ...item, status: 'in_progress', content: [] } });
       emit('response.content_part.added', { ...at, content_index: 0, part: { ...part, text: '' } });
-      for (const delta of outputPieces(text)) {
+      for (const delta of textPieces) {
         emit('response.output_text.delta', { ...at, content_index: 0, delta, logprobs: [] });
       }
       emit('response.output_text.done', { ...at, content_index: 0, text, logprobs: [] });
@@ -159,7 +162,7 @@ function streamEvents(base: Obj, final: Obj, output: Item[]): SseEvent[] {
       const args = item.arguments as string;
       const at = { item_id: item.id, output_index };
       emit('response.output_item.added', { output_index, item: { ...item, status: 'in_progress', arguments: '' } });
-      for (const delta of outputPieces(args)) emit('response.function_call_arguments.delta', { ...at, delta });
+      for (const { text: delta } of outputPieces(args, model)) emit('response.function_call_arguments.delta', { ...at, delta });
       emit('response.function_call_arguments.done', { ...at, arguments: args });
       emit('response.output_item.done', { output_index, item });
     } else {
@@ -176,6 +179,8 @@ interface InputMessage {
   content?: unknown;
   type?: string;
   output?: unknown;
+  name?: unknown;
+  arguments?: unknown;
 }
 
 function inputItems(input: unknown): InputMessage[] {
@@ -208,15 +213,23 @@ function echoTools(v: unknown): unknown[] {
   );
 }
 
-/** Same rule as chat: 3 per message plus its text, 3 to prime the reply; other items by their JSON. */
-export function responsesInputTokens(instructions: string | undefined, items: InputMessage[], tools: unknown): number {
-  let total = 3;
-  if (instructions) total += 3 + countTokens(instructions);
+/**
+ * Same rules as chat: instructions are a developer message, each message 3 plus its role and
+ * content, replayed calls and their outputs like messages, 3 to prime the reply; other items by
+ * their JSON; tool definitions and a json_schema format on top.
+ */
+export function responsesInputTokens(model: string, instructions: string | undefined, items: InputMessage[], tools: unknown, format?: Obj): number {
+  let total = REPLY_PRIMING;
+  if (instructions !== undefined) total += PER_MESSAGE + countTokens('developer', model) + countTokens(instructions, model);
   for (const item of items) {
-    if (item.type === undefined || item.type === 'message') total += 3 + countTokens(textOf(item.content));
-    else if (item.type === 'function_call_output') total += 3 + countTokens(typeof item.output === 'string' ? item.output : JSON.stringify(item.output ?? ''));
-    else total += countTokens(JSON.stringify(item));
+    if (item.type === undefined || item.type === 'message') total += PER_MESSAGE + countTokens(item.role ?? '', model) + contentTokens(item.content, model);
+    else if (item.type === 'function_call') total += toolCallTokens(item.name, item.arguments, model);
+    else if (item.type === 'function_call_output') {
+      const out = item.output;
+      total += PER_MESSAGE + (typeof out === 'string' || Array.isArray(out) ? contentTokens(out, model) : countTokens(JSON.stringify(out ?? ''), model));
+    } else total += countTokens(JSON.stringify(item), model);
   }
-  if (Array.isArray(tools) && tools.length > 0) total += countTokens(JSON.stringify(tools));
+  total += toolDefinitionTokens(tools, model);
+  if (format?.type === 'json_schema') total += schemaTokens(format.schema, model);
   return total;
 }

@@ -9,6 +9,7 @@ import { formatProblem, readSources } from '../../crds/manifests.ts';
 import { compileConfig, type RuntimeConfig } from './runtime.ts';
 import type { KeyStore } from './keys.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { warmTokenizers } from '../policy/tokens.ts';
 
 export class ConfigStore {
   current: RuntimeConfig | undefined;
@@ -93,6 +94,8 @@ export class ConfigStore {
     this.lastError = undefined;
     if (result.config.version === this.current?.version) return;
     const next = compileConfig(result.config, this.secretsDir);
+    // Load the tokenizers now, not on the first call of each model family.
+    warmTokenizers(next.routes.flatMap((r) => [...r.spec.model.allowed, ...(r.spec.model.default ? [r.spec.model.default] : [])]));
     await this.keys.use(next.routes.flatMap((r) => (r.keyPath ? [r.keyPath] : [])));
     const previous = this.current?.version ?? null;
     this.current = next;

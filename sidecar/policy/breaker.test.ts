@@ -39,11 +39,14 @@ describe('CircuitBreaker', () => {
 });
 
 describe('Breakers', () => {
-  it('keeps one breaker per upstream and model, and starts over when the policy changes', () => {
+  it('keeps one breaker per upstream, model and policy', () => {
     const reg = new Breakers();
     const a = reg.get('https://u', 'm', policy);
     expect(reg.get('https://u', 'm', { ...policy })).toBe(a);
     expect(reg.get('https://u', 'other', policy)).not.toBe(a);
-    expect(reg.get('https://u', 'm', { ...policy, minimumCalls: 9 })).not.toBe(a);
+    const b = reg.get('https://u', 'm', { ...policy, minimumCalls: 9 });
+    expect(b).not.toBe(a);
+    expect(reg.get('https://u', 'm', policy)).toBe(a);
+    expect(reg.states(0)).toHaveLength(3);
   });
 });

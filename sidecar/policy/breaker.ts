@@ -80,27 +80,24 @@ export class CircuitBreaker {
   }
 }
 
-/** One breaker per upstream and model; a changed policy starts a fresh breaker. */
+/**
+ * One breaker per upstream, model and policy: routes that share an upstream and a policy share
+ * what they learn; a route with its own policy keeps its own count.
+ */
 export class Breakers {
-  private readonly map = new Map<string, CircuitBreaker>();
+  private readonly map = new Map<string, { upstream: string; model: string; breaker: CircuitBreaker }>();
 
-  get(baseURL: string, model: string, policy: BreakerPolicy): CircuitBreaker {
-    const key = `${baseURL} ${model}`;
-    const found = this.map.get(key);
-    if (found && samePolicy(found.policy, policy)) return found;
-    const fresh = new CircuitBreaker(policy);
-    this.map.set(key, fresh);
-    return fresh;
+  get(upstream: string, model: string, policy: BreakerPolicy): CircuitBreaker {
+    const key = `${upstream} ${model} ${policy.failureRatio}/${policy.minimumCalls}/${policy.windowSeconds}/${policy.openSeconds}/${policy.halfOpenProbes}`;
+    let entry = this.map.get(key);
+    if (!entry) {
+      entry = { upstream, model, breaker: new CircuitBreaker(policy) };
+      this.map.set(key, entry);
+    }
+    return entry.breaker;
   }
 
   states(now: number): Array<{ upstream: string; model: string; state: BreakerState }> {
-    return [...this.map].map(([key, b]) => {
-      const [upstream = '', model = ''] = key.split(' ');
-      return { upstream, model, state: b.state(now) };
-    });
+    return [...this.map.values()].map((e) => ({ upstream: e.upstream, model: e.model, state: e.breaker.state(now) }));
   }
-}
-
-function samePolicy(a: BreakerPolicy, b: BreakerPolicy): boolean {
-  return a.failureRatio === b.failureRatio && a.minimumCalls === b.minimumCalls && a.windowSeconds === b.windowSeconds && a.openSeconds === b.openSeconds && a.halfOpenProbes === b.halfOpenProbes;
 }

@@ -34,6 +34,13 @@ export interface RequestRecord {
   output_tokens?: number;
   cached_tokens?: number;
   reasoning_tokens?: number;
+  /** From the upstream's usage and the price table; estimated when usage_estimated. */
+  cost_usd?: number;
+  usage_estimated?: boolean;
+  /** The model the call asked for when a fallback served it. */
+  fallback_from?: string;
+  /** The budget whose exhaustion moved the call to its degradeTo model. */
+  degraded_by?: string;
   config_version?: string;
 }
 

@@ -22,6 +22,14 @@ export class Metrics {
   readonly configReloads: Counter;
   readonly configInfo: Gauge;
   readonly keyReloads: Counter;
+  readonly cost: Counter;
+  readonly fallbacks: Counter;
+  readonly limited: Counter;
+  readonly breakerState: Gauge;
+  readonly budgetSpent: Gauge;
+  readonly budgetRemaining: Gauge;
+  readonly budgetAlerts: Counter;
+  readonly stateBackend: Gauge;
 
   constructor() {
     const registers = [this.registry];
@@ -67,6 +75,34 @@ export class Metrics {
       registers,
     });
     this.configInfo = new Gauge({ name: 'ai_envelope_config_info', help: 'The config version in force (value 1).', labelNames: ['version'], registers });
+    this.cost = new Counter({
+      name: 'ai_envelope_cost_usd_total',
+      help: 'Spend in USD, from the upstream usage and the price table.',
+      labelNames: ['route', 'gen_ai_request_model'],
+      registers,
+    });
+    this.fallbacks = new Counter({
+      name: 'ai_envelope_fallbacks_total',
+      help: 'Calls moved from a model to the next in model.fallbacks, by reason.',
+      labelNames: ['route', 'from', 'reason'],
+      registers,
+    });
+    this.limited = new Counter({
+      name: 'ai_envelope_limited_total',
+      help: 'Calls refused by a limit or a budget, by reason.',
+      labelNames: ['route', 'reason'],
+      registers,
+    });
+    this.breakerState = new Gauge({
+      name: 'ai_envelope_circuit_state',
+      help: 'Circuit breaker state per upstream and model: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['upstream', 'gen_ai_request_model'],
+      registers,
+    });
+    this.budgetSpent = new Gauge({ name: 'ai_envelope_budget_spent_usd', help: 'Spent in the current period, as this sidecar last saw it.', labelNames: ['budget'], registers });
+    this.budgetRemaining = new Gauge({ name: 'ai_envelope_budget_remaining_usd', help: 'Left in the current period (limit − spent − reserved).', labelNames: ['budget'], registers });
+    this.budgetAlerts = new Counter({ name: 'ai_envelope_budget_alerts_total', help: 'alertAt thresholds crossed.', labelNames: ['budget', 'threshold'], registers });
+    this.stateBackend = new Gauge({ name: 'ai_envelope_state_backend', help: 'Where limits and budgets are counted: 1 for the backend in use.', labelNames: ['backend'], registers });
     this.keyReloads = new Counter({
       name: 'ai_envelope_key_reloads_total',
       help: 'API key file reads after a change, by result. Never the key itself.',
@@ -76,6 +112,10 @@ export class Metrics {
   }
 
   observe(r: RequestRecord): void {
+    if (r.cost_usd) this.cost.inc({ route: r.route ?? '', gen_ai_request_model: r.model ?? '' }, r.cost_usd);
+    if (r.error_code === 'rate_limited' || r.error_code === 'concurrency_limited' || r.error_code === 'budget_exhausted') {
+      this.limited.inc({ route: r.route ?? '', reason: r.error_code });
+    }
     const route = r.route ?? '';
     this.requests.inc({ route, endpoint: r.endpoint, status: String(r.status), error_code: r.error_code ?? '' });
     const operation = OPERATION[r.endpoint];

@@ -32,6 +32,8 @@ export interface CallOptions {
   /** Re-reads the key from disk (a rotation the watcher may not have seen yet). */
   refreshKey: () => Promise<unknown>;
   onRetry?: (reason: string, attempt: number, delayMs: number) => void;
+  /** A circuit breaker: asked before every attempt, told how each went (upstream faults only). */
+  gate?: { acquire(): boolean; record(ok: boolean): void };
 }
 
 export interface UpstreamResponse {
@@ -79,6 +81,10 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
     attempt++;
     const remaining = opts.deadline - Date.now();
     if (remaining <= 0) break;
+    if (opts.gate && !opts.gate.acquire()) {
+      if (attempt === 1) throw new EnvelopeError('circuit_open', 'The circuit to this upstream and model is open after repeated failures.', { headers: { 'x-envelope-attempts': '0' } });
+      break;
+    }
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -109,6 +115,7 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
       });
       const status = res.statusCode;
       if (status < 400 && req.stream) {
+        opts.gate?.record(true);
         // The deadline covers the wait for the stream; from here on the idle timeout does.
         release();
         return { status, headers: res.headers, stream: res.body, attempts: attempt, gaveUp: false };
@@ -118,6 +125,7 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
       if (status < 400) {
         const isJSONType = String(res.headers['content-type'] ?? '').includes('json');
         const json = isJSONType ? parseJSON(body) : undefined;
+        opts.gate?.record(!isJSONType || json !== undefined);
         if (!isJSONType || json !== undefined) return { status, headers: res.headers, body, json, attempts: attempt, gaveUp: false };
         reason = 'malformed_body';
         retryable = true;
@@ -133,6 +141,7 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
             continue;
           }
         }
+        opts.gate?.record(status < 500);
         const err = parseErrorBody(body);
         last = { status, headers: res.headers, body, attempts: attempt, gaveUp: false };
         lastError = undefined;
@@ -144,6 +153,7 @@ export async function callUpstream(req: UpstreamRequest, opts: CallOptions): Pro
     } catch (error) {
       release();
       if (opts.signal.aborted) throw new EnvelopeError('upstream_unavailable', 'The app closed the connection.', { status: 499 });
+      opts.gate?.record(false);
       const code = errorCodeOf(error);
       if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT') {
         lastError = new EnvelopeError('upstream_timeout', `The upstream did not answer within the route's request timeout (${attempt} attempt(s)).`, { headers: { 'x-envelope-attempts': String(attempt) } });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, isRetryableStatus, parseGoDuration, retryDelayMs, serverDelayMs } from './retry.ts';
+import { backoffMs, isRetryableStatus, retryDelayMs, serverDelayMs } from './retry.ts';
+import { formatGoDuration, parseGoDuration } from './duration.ts';
 
 const policy = { maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 2000 };
 
@@ -22,6 +23,14 @@ describe('parseGoDuration', () => {
     expect(parseGoDuration('120ms')).toBe(120);
     expect(parseGoDuration('1h2m3.5s')).toBe(3_723_500);
     expect(parseGoDuration('0.5s')).toBe(500);
+  });
+  it('writes what it reads', () => {
+    for (const ms of [0, 120, 999.5, 1000, 1500, 59_999, 60_000, 360_000, 3_723_500]) {
+      expect(parseGoDuration(formatGoDuration(ms))).toBe(ms);
+    }
+    expect(formatGoDuration(360_000)).toBe('6m0s');
+    expect(formatGoDuration(120)).toBe('120ms');
+    expect(formatGoDuration(3_723_500)).toBe('1h2m3.5s');
   });
   it('refuses anything else', () => {
     expect(parseGoDuration('')).toBeUndefined();

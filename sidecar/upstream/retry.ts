@@ -1,5 +1,6 @@
 // When and how long to wait before trying the upstream again. Pure functions: the loop that uses
 // them lives in client.ts. See docs/adr/0004-retries.md for why this is not a retry library.
+import { parseGoDuration } from './duration.ts';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -22,21 +23,6 @@ const FINAL_429 = new Set(['insufficient_quota', 'credit_balance_exhausted', 'bi
 export function isRetryableStatus(status: number, code?: string | null, type?: string | null): boolean {
   if (status === 429) return !FINAL_429.has(code ?? '') && !FINAL_429.has(type ?? '');
   return status === 408 || status === 409 || status >= 500;
-}
-
-/** Go-style durations as OpenAI sends them in x-ratelimit-reset-*: `1s`, `6m0s`, `120ms`, `1h2m3.5s`. */
-export function parseGoDuration(text: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/gy;
-  let total = 0;
-  let matched = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
-    const n = Number(m[1]);
-    const unit = m[2];
-    total += unit === 'h' ? n * 3_600_000 : unit === 'm' ? n * 60_000 : unit === 's' ? n * 1000 : unit === 'ms' ? n : unit === 'ns' ? n / 1e6 : n / 1000;
-    matched = re.lastIndex;
-  }
-  return matched > 0 && matched === text.length ? total : undefined;
 }
 
 /**

@@ -18,6 +18,8 @@ export class SseTap {
   usage: Usage | undefined;
   responseModel: string | undefined;
   firstTokenAt: number | undefined;
+  /** Content deltas seen: OpenAI streams about one token per delta, so this estimates the output of a stream cut short. */
+  deltas = 0;
   /** The upstream finished the stream properly ([DONE] or a terminal Responses event). */
   completed = false;
   upstreamError: { code: string | null; message: string } | undefined;
@@ -82,7 +84,10 @@ export class SseTap {
       this.completed = true;
       return raw;
     }
-    if (this.firstTokenAt === undefined && CHAT_CONTENT.test(data)) this.firstTokenAt = performance.now();
+    if (CHAT_CONTENT.test(data)) {
+      this.deltas++;
+      this.firstTokenAt ??= performance.now();
+    }
     if (data.includes('"error"') && data.startsWith('{"error"')) this.noteError(data);
     if (!data.includes('"usage"')) return raw;
     if (!data.includes('"usage":null') && !data.includes('"usage": null')) {
@@ -107,7 +112,10 @@ export class SseTap {
       const n = Number.parseInt(data.slice(seq + 18), 10);
       if (Number.isFinite(n)) this.lastSequence = n;
     }
-    if (this.firstTokenAt === undefined && event?.endsWith('.delta')) this.firstTokenAt = performance.now();
+    if (event?.endsWith('.delta')) {
+      this.deltas++;
+      this.firstTokenAt ??= performance.now();
+    }
     if (event && TERMINAL_RESPONSE_EVENTS.has(event)) {
       this.completed = true;
       const parsed = safeParse(data) as { response?: { usage?: unknown; model?: string } } | undefined;

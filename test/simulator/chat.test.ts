@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../simulator/index.ts';
-import { client, errorBody, GO_DURATION, raw, sseDataLines } from './helpers.ts';
+import { client, errorBody, firstTokens, GO_DURATION, promptTokens, raw, sseDataLines, tok } from './helpers.ts';
 
 let sim: Simulator;
 let openai: OpenAI;
@@ -13,6 +13,10 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 
 const hello = [{ role: 'user' as const, content: 'Hello world' }];
+const REPLY = 'Simulated reply to: Hello world';
+// 3 priming + (3 + role + content) for the one message; the reply is counted in o200k tokens.
+const PROMPT = promptTokens(hello);
+const COMPLETION = tok(REPLY);
 
 describe('chat completions', () => {
   it('answers deterministically with OpenAI headers and usage', async () => {
@@ -22,11 +26,11 @@ describe('chat completions', () => {
     expect(data.choices).toHaveLength(1);
     expect(data.choices[0]!.message).toMatchObject({ role: 'assistant', content: 'Simulated reply to: Hello world', refusal: null });
     expect(data.choices[0]!.finish_reason).toBe('stop');
-    // 3 priming + (3 + ceil(11 / 4)) for the one message.
+    expect(PROMPT).toBe(3 + 3 + 1 + 2); // 'user' is one token, 'Hello world' two
     expect(data.usage).toEqual({
-      prompt_tokens: 9,
-      completion_tokens: 5,
-      total_tokens: 14,
+      prompt_tokens: PROMPT,
+      completion_tokens: COMPLETION,
+      total_tokens: PROMPT + COMPLETION,
       prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
     });
@@ -43,7 +47,7 @@ describe('chat completions', () => {
   it('cuts output at max_completion_tokens with finish_reason length, and honours n', async () => {
     const cut = await openai.chat.completions.create({ model: 'gpt-4.1', messages: hello, max_completion_tokens: 2 });
     expect(cut.choices[0]!.finish_reason).toBe('length');
-    expect(cut.choices[0]!.message.content).toBe('Simulated reply');
+    expect(cut.choices[0]!.message.content).toBe(firstTokens(REPLY, 2));
     expect(cut.usage!.completion_tokens).toBe(2);
 
     const legacy = await openai.chat.completions.create({ model: 'gpt-4.1', messages: hello, max_tokens: 3 });
@@ -51,18 +55,18 @@ describe('chat completions', () => {
 
     const two = await openai.chat.completions.create({ model: 'gpt-4.1', messages: hello, n: 2 });
     expect(two.choices.map((c) => c.index)).toEqual([0, 1]);
-    expect(two.usage!.completion_tokens).toBe(10);
+    expect(two.usage!.completion_tokens).toBe(2 * COMPLETION);
   });
 
   it('counts reasoning tokens for reasoning models and rejects max_tokens there', async () => {
     const r = await openai.chat.completions.create({ model: 'gpt-5-mini', messages: hello });
     const reasoning = r.usage!.completion_tokens_details!.reasoning_tokens!;
     expect(reasoning).toBeGreaterThan(0);
-    expect(r.usage!.completion_tokens).toBe(reasoning + 5);
+    expect(r.usage!.completion_tokens).toBe(reasoning + COMPLETION);
 
     const err = await openai.chat.completions.create({ model: 'o4-mini', messages: hello, max_tokens: 50 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((err as OpenAI.APIError).param).toBe('max_tokens');
+    expect((err as InstanceType<typeof OpenAI.APIError>).param).toBe('max_tokens');
   });
 
   it('calls the first tool on CALL_TOOL or when tool_choice forces one', async () => {
@@ -101,10 +105,13 @@ describe('chat completions', () => {
   });
 
   it('reports a cached share for long prompts with prompt_cache_key', async () => {
-    const long = [{ role: 'user' as const, content: 'a'.repeat(8000) }];
+    const long = [{ role: 'user' as const, content: 'lorem ipsum '.repeat(1100) }];
+    const prompt = promptTokens(long);
+    expect(prompt).toBeGreaterThan(2048);
     const cached = await openai.chat.completions.create({ model: 'gpt-4.1', messages: long, prompt_cache_key: 'k1' });
-    expect(cached.usage!.prompt_tokens).toBe(2006);
-    expect(cached.usage!.prompt_tokens_details!.cached_tokens).toBe(1024);
+    expect(cached.usage!.prompt_tokens).toBe(prompt);
+    // Half the prompt in whole 128-token blocks.
+    expect(cached.usage!.prompt_tokens_details!.cached_tokens).toBe(Math.floor(prompt / 256) * 128);
     const uncached = await openai.chat.completions.create({ model: 'gpt-4.1', messages: long });
     expect(uncached.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
   });
@@ -132,7 +139,7 @@ describe('chat completions', () => {
     const chunks = lines.slice(0, -1).map((l) => JSON.parse(l));
     const last = chunks.at(-1);
     expect(last.choices).toEqual([]);
-    expect(last.usage).toMatchObject({ prompt_tokens: 9, completion_tokens: 5, total_tokens: 14 });
+    expect(last.usage).toMatchObject({ prompt_tokens: PROMPT, completion_tokens: COMPLETION, total_tokens: PROMPT + COMPLETION });
     expect(chunks.slice(0, -1).every((c) => 'usage' in c && c.usage === null)).toBe(true);
     expect(chunks.at(-2).choices[0].finish_reason).toBe('stop');
 
@@ -140,7 +147,41 @@ describe('chat completions', () => {
     const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: hello, stream: true, stream_options: { include_usage: true } });
     const seen = [];
     for await (const c of stream) seen.push(c);
-    expect(seen.at(-1)!.usage!.total_tokens).toBe(14);
+    expect(seen.at(-1)!.usage!.total_tokens).toBe(PROMPT + COMPLETION);
+  });
+
+  it('streams one delta per output token, keeping multi-byte characters whole', async () => {
+    const text = '東京 ᚠᛇᚻ café';
+    const reply = `Simulated reply to: ${text}`;
+    const res = await raw(sim, '/chat/completions', {
+      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }], stream: true, stream_options: { include_usage: true } }),
+    });
+    const chunks = sseDataLines(res.text).slice(0, -1).map((l) => JSON.parse(l));
+    const deltas: string[] = chunks.flatMap((c) => (c.choices[0]?.delta.content ? [c.choices[0].delta.content] : []));
+    expect(deltas.join('')).toBe(reply);
+    expect(deltas.every((d) => !d.includes('\uFFFD'))).toBe(true);
+    const usage = chunks.at(-1).usage;
+    expect(usage.completion_tokens).toBe(tok(reply));
+    // Each rune is three byte-level tokens but travels as one delta; other deltas are one token.
+    expect(tok(' ᚠᛇᚻ')).toBe(tok(' ') + 9);
+    expect(deltas).toEqual(expect.arrayContaining(['ᚠ', 'ᛇ', 'ᚻ']));
+    expect(deltas.length).toBe(usage.completion_tokens - 3 * 2);
+  });
+
+  it('counts tool definitions and images as OpenAI bills them', async () => {
+    const fn = { name: 'lookup', description: 'Finds an order', parameters: { type: 'object', properties: { id: { type: 'string', description: 'Order id' }, kind: { type: 'string', enum: ['a', 'bb'] } } } };
+    const plain = await openai.chat.completions.create({ model: 'gpt-4o', messages: hello });
+    const withTool = await openai.chat.completions.create({ model: 'gpt-4o', messages: hello, tools: [{ type: 'function', function: fn }] });
+    // 7 per function + name:description, 3 for the properties, each 3 + key:type:description,
+    // an enum 3 per value instead of the property's 3, 12 to close.
+    const expected = 7 + tok('lookup:Finds an order') + 3 + (3 + tok('id:string:Order id')) + (3 - 3 + 3 + tok('a') + 3 + tok('bb') + tok('kind:string:')) + 12;
+    expect(withTool.usage!.prompt_tokens - plain.usage!.prompt_tokens).toBe(expected);
+
+    const image = (detail: 'low' | 'high') => [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Hello world' }, { type: 'image_url' as const, image_url: { url: 'https://example.com/a.png', detail } }] }];
+    const low = await openai.chat.completions.create({ model: 'gpt-4o', messages: image('low') });
+    const high = await openai.chat.completions.create({ model: 'gpt-4o', messages: image('high') });
+    expect(low.usage!.prompt_tokens).toBe(PROMPT + 85);
+    expect(high.usage!.prompt_tokens).toBe(PROMPT + 765);
   });
 
   it('streams tool calls as fragments the SDK reassembles', async () => {
@@ -167,7 +208,7 @@ describe('chat completions', () => {
 
     const unknown = await openai.chat.completions.create({ model: 'gpt-9', messages: hello }).catch((e: unknown) => e);
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((unknown as OpenAI.APIError).code).toBe('model_not_found');
+    expect((unknown as InstanceType<typeof OpenAI.APIError>).code).toBe('model_not_found');
 
     const nowhere = await raw(sim, '/nope', { method: 'GET' });
     expect(nowhere.status).toBe(404);

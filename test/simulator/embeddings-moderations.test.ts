@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MODELS, startSimulator, type Simulator } from '../../simulator/index.ts';
-import { client, errorBody, raw } from './helpers.ts';
+import { client, errorBody, raw, tok } from './helpers.ts';
 
 let sim: Simulator;
 let openai: OpenAI;
@@ -22,7 +22,9 @@ describe('embeddings', () => {
     expect(a.data[0]!.embedding).toHaveLength(1536);
     expect(norm(a.data[0]!.embedding)).toBeCloseTo(1, 5);
     expect(a.data[0]!.embedding).not.toEqual(a.data[1]!.embedding);
-    expect(a.usage).toEqual({ prompt_tokens: 3, total_tokens: 3 });
+    // Embedding models count with cl100k_base.
+    const t = tok('alpha', 'cl100k_base') + tok('beta', 'cl100k_base');
+    expect(a.usage).toEqual({ prompt_tokens: t, total_tokens: t });
     const again = await openai.embeddings.create({ model: 'text-embedding-3-small', input: 'alpha', encoding_format: 'float' });
     expect(again.data[0]!.embedding).toEqual(a.data[0]!.embedding);
   });
@@ -49,7 +51,7 @@ describe('embeddings', () => {
   it('rejects more than 2048 inputs and empty input', async () => {
     const tooMany = await openai.embeddings.create({ model: 'text-embedding-3-small', input: Array(2049).fill('x') }).catch((e: unknown) => e);
     expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((tooMany as OpenAI.APIError).param).toBe('input');
+    expect((tooMany as InstanceType<typeof OpenAI.APIError>).param).toBe('input');
     const empty = await raw(sim, '/embeddings', { body: JSON.stringify({ model: 'text-embedding-3-small', input: '' }) });
     expect(empty.status).toBe(400);
     expect(errorBody(empty.text).param).toBe('input');

@@ -25,7 +25,7 @@ describe('error faults', () => {
     sim.fault({ type: 'error', status: 500, times: 3, retryAfterMs: 5 });
     const err = await fail(chat({}, client(sim, { maxRetries: 2 })));
     expect(err).toBeInstanceOf(OpenAI.InternalServerError);
-    expect((err as OpenAI.APIError).type).toBe('server_error');
+    expect((err as InstanceType<typeof OpenAI.APIError>).type).toBe('server_error');
     expect(sim.requests).toHaveLength(3);
     expect(sim.requests.map((r) => r.headers['x-stainless-retry-count'])).toEqual(['0', '1', '2']);
   });
@@ -39,7 +39,7 @@ describe('error faults', () => {
 
   it('429 rate limit: type requests, remaining 0, Go-style resets, retry-after when asked', async () => {
     sim.fault({ type: 'error', status: 429, retryAfter: 2 });
-    const err = (await fail(chat())) as OpenAI.APIError;
+    const err = (await fail(chat())) as InstanceType<typeof OpenAI.APIError>;
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(err.code).toBe('rate_limit_exceeded');
     expect(err.type).toBe('requests');
@@ -52,7 +52,7 @@ describe('error faults', () => {
 
   it('insufficient_quota: 429 without retry-after', async () => {
     sim.fault({ type: 'insufficient_quota' });
-    const err = (await fail(chat())) as OpenAI.APIError;
+    const err = (await fail(chat())) as InstanceType<typeof OpenAI.APIError>;
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(err.code).toBe('insufficient_quota');
     expect(err.type).toBe('insufficient_quota');
@@ -61,11 +61,11 @@ describe('error faults', () => {
 
   it('401 and 503 defaults, custom code and headers', async () => {
     sim.fault({ type: 'error', status: 401 });
-    const auth = (await fail(chat())) as OpenAI.APIError;
+    const auth = (await fail(chat())) as InstanceType<typeof OpenAI.APIError>;
     expect(auth).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(auth.code).toBe('invalid_api_key');
     sim.fault({ type: 'error', status: 503, code: 'overloaded', headers: { 'x-extra': 'yes' } });
-    const busy = (await fail(chat())) as OpenAI.APIError;
+    const busy = (await fail(chat())) as InstanceType<typeof OpenAI.APIError>;
     expect(busy.status).toBe(503);
     expect(busy.message).toMatch(/overloaded/);
     expect(busy.code).toBe('overloaded');
@@ -151,7 +151,7 @@ describe('transport faults', () => {
 describe('auth and recording', () => {
   it('401s a wrong or missing key in OpenAI shape, only when keys are set', async () => {
     sim.setApiKeys(['sk-right-key-123456']);
-    const wrong = (await fail(chat())) as OpenAI.APIError;
+    const wrong = (await fail(chat())) as InstanceType<typeof OpenAI.APIError>;
     expect(wrong).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(wrong.code).toBe('invalid_api_key');
     expect(wrong.message).not.toContain(KEY);

@@ -38,3 +38,25 @@ export function sseDataLines(text: string): string[] {
 }
 
 export const GO_DURATION = /^(\d+h)?(\d+m)?(\d+(\.\d+)?(ms|s))$|^0s$/;
+
+// Expected token counts come from the tokenizer itself, never from hard-coded numbers, so the
+// tests check the simulator's counting rules rather than one tokenizer version's output.
+import { decode as decodeO200k, encode as encodeO200k } from 'gpt-tokenizer/encoding/o200k_base';
+import { encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
+
+const PLAIN = { disallowedSpecial: new Set<string>() };
+
+/** Tokens of a text under o200k_base (every chat model these tests use) or cl100k_base (embeddings). */
+export function tok(text: string, encoding: 'o200k_base' | 'cl100k_base' = 'o200k_base'): number {
+  return (encoding === 'o200k_base' ? encodeO200k : encodeCl100k)(text, PLAIN).length;
+}
+
+/** The first n o200k tokens of a text, decoded: what an output cap of n leaves. */
+export function firstTokens(text: string, n: number): string {
+  return decodeO200k(encodeO200k(text, PLAIN).slice(0, n));
+}
+
+/** OpenAI's rule for plain messages: 3 to prime the reply, and per message 3 plus role and content. */
+export function promptTokens(messages: Array<{ role: string; content: string }>): number {
+  return messages.reduce((sum, m) => sum + 3 + tok(m.role) + tok(m.content), 3);
+}

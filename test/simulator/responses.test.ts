@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../simulator/index.ts';
-import { client, raw } from './helpers.ts';
+import { client, raw, tok } from './helpers.ts';
 
 let sim: Simulator;
 let openai: OpenAI;
@@ -25,8 +25,10 @@ describe('responses', () => {
     expect(msg).toMatchObject({ type: 'message', status: 'completed', role: 'assistant' });
     expect(msg.type === 'message' && msg.id).toMatch(/^msg_/);
     expect(msg.type === 'message' && msg.content).toEqual([{ type: 'output_text', text: 'Simulated reply to: Hi there', annotations: [], logprobs: [] }]);
-    // 3 priming + (3 + 3) instructions + (3 + 2) input.
-    expect(r.usage).toMatchObject({ input_tokens: 14, input_tokens_details: { cached_tokens: 0 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 19 });
+    // 3 priming + instructions as a developer message + the input as a user message.
+    const input = 3 + (3 + tok('developer') + tok('Be brief.')) + (3 + tok('user') + tok('Hi there'));
+    const output = tok('Simulated reply to: Hi there');
+    expect(r.usage).toMatchObject({ input_tokens: input, input_tokens_details: { cached_tokens: 0 }, output_tokens: output, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: input + output });
     for (const k of ['parallel_tool_calls', 'store', 'temperature', 'tool_choice', 'tools', 'top_p', 'truncation', 'metadata', 'text', 'reasoning', 'created_at']) {
       expect(r).toHaveProperty(k);
     }
@@ -58,8 +60,8 @@ describe('responses', () => {
 
     const err = await openai.responses.create({ model: 'gpt-4o', input: 'x', max_output_tokens: 10 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((err as OpenAI.APIError).param).toBe('max_output_tokens');
-    expect((err as OpenAI.APIError).code).toBe('integer_below_min_value');
+    expect((err as InstanceType<typeof OpenAI.APIError>).param).toBe('max_output_tokens');
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('integer_below_min_value');
   });
 
   it('returns JSON for text.format json_schema', async () => {
@@ -91,7 +93,7 @@ describe('responses', () => {
     expect(r.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
     expect(r.output_text).toBe('Simulated reply to: Hi there');
     expect(r.usage!.output_tokens_details.reasoning_tokens).toBeGreaterThan(0);
-    expect(r.usage!.output_tokens).toBe(r.usage!.output_tokens_details.reasoning_tokens + 5);
+    expect(r.usage!.output_tokens).toBe(r.usage!.output_tokens_details.reasoning_tokens + tok('Simulated reply to: Hi there'));
   });
 
   it('streams events in order with sequence numbers and usage only at the end', async () => {
@@ -123,7 +125,9 @@ describe('responses', () => {
       if (e.type === 'response.created' || e.type === 'response.in_progress') expect(e.response.usage ?? null).toBeNull();
     }
     const last = events.at(-1)!;
-    expect(last.type === 'response.completed' && last.response.usage!.total_tokens).toBe(13);
+    // One delta per token, so the deltas are the output tokens.
+    expect(last.type === 'response.completed' && last.response.usage!.output_tokens).toBe(deltas);
+    expect(last.type === 'response.completed' && last.response.usage!.total_tokens).toBe(3 + 3 + tok('user') + tok('Hi there') + tok('Simulated reply to: Hi there'));
   });
 
   it('has no [DONE] and names every event', async () => {

@@ -24,6 +24,8 @@ export function simRoute(sim: Simulator, spec: Record<string, unknown> = {}): Re
     model: { default: 'gpt-4.1-mini', allowed: ['gpt-4.1-mini', 'gpt-4.1-nano', 'text-embedding-3-small', 'omni-moderation-latest'], aliases: { fast: 'gpt-4.1-nano' } },
     retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 },
     timeouts: { requestSeconds: 10, streamIdleSeconds: 5 },
+    // Tests that fire many faults at one upstream are not about the breaker; those that are set their own.
+    circuitBreaker: { minimumCalls: 10_000 },
     ...spec,
   };
 }
@@ -39,7 +41,7 @@ export interface Env {
 }
 
 /** Simulator, secret volume, config file and a sidecar process, plus an SDK client aimed at it. */
-export async function startEnv(opts: { routes?: (sim: Simulator) => Array<Record<string, unknown>>; key?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<Env> {
+export async function startEnv(opts: { routes?: (sim: Simulator) => Array<Record<string, unknown>>; key?: string; env?: Record<string, string>; args?: string[]; stateDir?: boolean } = {}): Promise<Env> {
   const sim = await startSimulator();
   const key = opts.key ?? TEST_KEY;
   sim.setApiKeys([key]);
@@ -48,7 +50,8 @@ export async function startEnv(opts: { routes?: (sim: Simulator) => Array<Record
   secrets.write('openai', { apiKey: `${key}\n` });
   const configPath = join(dir, 'routes.yaml');
   writeManifests(configPath, opts.routes ? opts.routes(sim) : [routeManifest('main', simRoute(sim))]);
-  const sidecar = await startSidecarProcess({ config: configPath, secretsDir: secrets.root, ...(opts.env ? { env: opts.env } : {}), ...(opts.args ? { args: opts.args } : {}) });
+  const args = [...(opts.args ?? []), ...(opts.stateDir ? ['--state-dir', join(dir, 'state')] : [])];
+  const sidecar = await startSidecarProcess({ config: configPath, secretsDir: secrets.root, args, ...(opts.env ? { env: opts.env } : {}) });
   // The app's SDK holds a placeholder: the real key is the sidecar's alone.
   const client = new OpenAI({ apiKey: 'sk-test-placeholder-from-app', baseURL: sidecar.url, maxRetries: 2 });
   return {
