@@ -3,7 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { readSources, parseManifests, formatProblem } from './crds/manifests.ts';
-import { loadConfig } from './crds/render.ts';
+import { crossResourceProblems, loadConfig, renderConfig } from './crds/render.ts';
 
 const USAGE = `Usage: ai-envelope <command> [options]
 
@@ -45,6 +45,7 @@ function requirePath(v: { file?: string | undefined }): string {
 async function validate(args: string[]): Promise<number> {
   const path = requirePath(parse(args, { file: { type: 'string', short: 'f' } }));
   const m = parseManifests(await readSources(path));
+  if (m.problems.length === 0 && m.routes.length > 0) m.problems.push(...crossResourceProblems(renderConfig(m.routes, m.budgets), path));
   for (const p of m.problems) process.stderr.write(`${formatProblem(p)}\n`);
   if (m.problems.length > 0) return 1;
   process.stdout.write(`ok: ${m.routes.length} AIRoute(s), ${m.budgets.length} AIBudget(s), ${m.configs.length} rendered config(s)${m.skipped ? `, ${m.skipped} other document(s) skipped` : ''}\n`);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { formatProblem, parseManifests } from './manifests.ts';
-import { renderConfig } from './render.ts';
+import { configFromSources, renderConfig } from './render.ts';
 
 const route = (spec: unknown, name = 'r') => stringify({ apiVersion: 'ai-envelope.dev/v1alpha1', kind: 'AIRoute', metadata: { name, namespace: 'shop' }, spec });
 const check = (text: string) => parseManifests([{ file: 'x.yaml', text }]).problems.map(formatProblem);
@@ -50,5 +50,11 @@ describe('manifest validation', () => {
     expect(parseManifests([{ file: 'c.yaml', text: stringify(rendered) }]).configs).toHaveLength(1);
     rendered.routes[0]!.model.allowed.push('b');
     expect(check(stringify(rendered))[0]).toMatch(/version: does not match the content/);
+  });
+  it("refuses a budget whose degradeTo a covered route does not allow", () => {
+    const budget = stringify({ apiVersion: 'ai-envelope.dev/v1alpha1', kind: 'AIBudget', metadata: { name: 'b', namespace: 'shop' }, spec: { limitUSD: 1, onExhausted: 'degrade', degradeTo: 'gpt-4o' } });
+    const result = configFromSources('x.yaml', [{ file: 'x.yaml', text: `${route({ model: { allowed: ['gpt-4.1-mini'] } })}---\n${budget}` }]);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(formatProblem(result.problems[0]!)).toBe("x.yaml (AIBudget shop/b): spec.degradeTo: 'gpt-4o' is not among the allowed models of route shop/r, which this budget covers");
   });
 });

@@ -10,7 +10,7 @@ import { contentHash } from './canonical.ts';
 
 export interface Problem {
   file: string;
-  /** 1-based index of the YAML document in its file. */
+  /** 1-based index of the YAML document in its file; 0 when no single document is at fault. */
   document: number;
   /** `Kind namespace/name` when the document got that far. */
   object?: string;
@@ -59,7 +59,8 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 }
 
 export function formatProblem(p: Problem): string {
-  const where = [`${p.file}: document ${p.document}`];
+  // Document 0: a problem of the file or folder as a whole, or between resources.
+  const where = [p.document > 0 ? `${p.file}: document ${p.document}` : p.file];
   if (p.object) where.push(`(${p.object})`);
   return `${where.join(' ')}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
 }

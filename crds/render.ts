@@ -57,5 +57,22 @@ export function configFromSources(path: string, sources: SourceFile[]): LoadResu
   if (m.routes.length === 0) {
     return { ok: false, problems: [{ file: path, document: 0, path: '', message: 'no AIRoute found: the sidecar needs at least one route' }] };
   }
-  return { ok: true, config: renderConfig(m.routes, m.budgets) };
+  const rendered = renderConfig(m.routes, m.budgets);
+  const problems = crossResourceProblems(rendered, path);
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config: rendered };
+}
+
+/** Rules between resources: a budget's degradeTo must be a model every route it covers allows. */
+export function crossResourceProblems(config: SidecarConfig, file: string): Problem[] {
+  const problems: Problem[] = [];
+  for (const b of config.budgets) {
+    if (!b.degradeTo) continue;
+    for (const name of b.routes) {
+      const r = config.routes.find((x) => x.namespace === b.namespace && x.name === name);
+      if (r && r.model.allowed.length > 0 && !r.model.allowed.includes(b.degradeTo)) {
+        problems.push({ file, document: 0, object: `AIBudget ${b.namespace}/${b.name}`, path: 'spec.degradeTo', message: `'${b.degradeTo}' is not among the allowed models of route ${b.namespace}/${name}, which this budget covers` });
+      }
+    }
+  }
+  return problems;
 }

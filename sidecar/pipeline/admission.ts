@@ -5,7 +5,7 @@
 import type { Endpoint, RenderedBudget } from '../../crds/schema.ts';
 import { EnvelopeError } from '../errors.ts';
 import type { RuntimeRoute } from '../config/runtime.ts';
-import { estimateInputTokens, outputCap } from '../policy/tokens.ts';
+import { estimateInputTokens, outputCap, type TokenEndpoint } from '../policy/tokens.ts';
 import { costNano, priceFor, worstCaseNano, type Price } from '../policy/prices.ts';
 import { periodOf, type PeriodSpan } from '../policy/periods.ts';
 import { formatGoDuration } from '../upstream/duration.ts';
@@ -38,6 +38,7 @@ export interface Admission {
   model: string;
   /** The budget that moved the call to its degradeTo model. */
   degradedBy?: string;
+  /** 0 when the route counts no tokens (no token window, budget or input cap). */
   inputEstimate: number;
   /** Output tokens reserved for: the cap the call runs with. */
   outputReserve: number;
@@ -106,14 +107,17 @@ export async function admit(input: AdmitInput): Promise<Admission> {
     }
   }
 
-  const inputEstimate = estimateInputTokens(endpoint as 'chat.completions' | 'responses' | 'embeddings' | 'moderations', body, model);
-  const maxInput = route.spec.limits.maxInputTokens;
+  // Counting tokens is the costliest step here: routes with nothing to count them against skip it.
+  const { route: routeLimits, perUser, maxInputTokens: maxInput } = route.spec.limits;
+  const needsTokens =
+    uses.length > 0 || maxInput !== undefined || routeLimits?.tokensPerMinute !== undefined || routeLimits?.tokensPerDay !== undefined || perUser?.tokensPerMinute !== undefined || perUser?.tokensPerDay !== undefined;
+  const inputEstimate = needsTokens ? estimateInputTokens(endpoint as TokenEndpoint, body, model) : 0;
   if (maxInput !== undefined && inputEstimate > maxInput) {
     throw new EnvelopeError('input_too_long', `The input is about ${inputEstimate} tokens; route '${route.id}' allows ${maxInput} (limits.maxInputTokens).`);
   }
   const candidates = [model, ...route.spec.model.fallbacks.filter((m) => m !== model)];
   const price = worstPrice(route, candidates);
-  const cap = outputCap(endpoint as 'chat.completions' | 'responses' | 'embeddings' | 'moderations', body);
+  const cap = outputCap(endpoint as TokenEndpoint, body);
   // Without a cap each of the `n` choices may run to the model's maximum.
   const choices = endpoint === 'chat.completions' && typeof body.n === 'number' && body.n > 1 ? Math.floor(body.n) : 1;
   const outputReserve = cap ?? (price?.maxOutputTokens ?? DEFAULT_MAX_OUTPUT) * choices;

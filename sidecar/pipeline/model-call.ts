@@ -13,6 +13,7 @@ import { answerHeaders, requireKey, safeErrorBody, sendBuffered, upstreamHeaders
 import { admit, budgetsFor, rateLimitHeaders, settle, type Admission } from './admission.ts';
 import { bodyHash, type StoredAnswer } from '../policy/idempotency.ts';
 import { applyOutputCap } from '../policy/caps.ts';
+import { estimateInputTokens, type TokenEndpoint } from '../policy/tokens.ts';
 import type { RuntimeRoute } from '../config/runtime.ts';
 
 const STREAMABLE: Partial<Record<Endpoint, StreamKind>> = { 'chat.completions': 'chat', responses: 'responses' };
@@ -82,7 +83,8 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
     }
     outcome = await callWithFallbacks(ex, route, endpoint, body, admission.model, stream, kind);
     if (outcome.estimated) {
-      outcome.usage = { input: admission.inputEstimate, output: outcome.usage?.output ?? 0, cached: 0, reasoning: 0 };
+      const input = admission.inputEstimate || estimateInputTokens(endpoint as TokenEndpoint, body, outcome.model);
+      outcome.usage = { input, output: outcome.usage?.output ?? 0, cached: 0, reasoning: 0 };
       ex.setUsage(outcome.usage);
     }
   } finally {
