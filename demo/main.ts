@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { startSimulator } from '../simulator/index.ts';
+import { countTokens } from '../simulator/tokens.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DEMO_KEY = 'sk-test-demo-key-not-real';
@@ -24,6 +25,8 @@ interface LogLine {
 
 async function main(): Promise<void> {
   const sim = await startSimulator({ apiKeys: [DEMO_KEY], streamDelayMs: 15 });
+  // The simulator loads its tokenizers on first use; load them now so the timings below are the sidecar's.
+  for (const model of ['gpt-4.1-mini', 'text-embedding-3-small']) countTokens('warm up', model);
   const work = mkdtempSync(join(tmpdir(), 'ai-envelope-demo-'));
   // The example routes point at the simulator's usual port; aim them at this one.
   const routes = readFileSync(join(ROOT, 'examples/routes.yaml'), 'utf8').replaceAll('http://127.0.0.1:4010/v1', sim.url);
@@ -80,8 +83,9 @@ async function main(): Promise<void> {
     console.log(`   app got:  ${outcome}`);
     const tokens = r.input_tokens !== undefined ? `, tokens in/out ${String(r.input_tokens)}/${String(r.output_tokens)}` : '';
     const ttft = r.ttft_ms !== undefined ? `, first token after ${String(r.ttft_ms)} ms` : '';
+    const cost = typeof r.cost_usd === 'number' && r.cost_usd > 0 ? `, cost $${r.cost_usd.toFixed(8)}` : '';
     console.log(
-      dim(`   envelope: route ${String(r.route ?? '-')}, model ${String(r.model ?? '-')}, status ${String(r.status)}${r.error_code ? ` (${String(r.error_code)})` : ''}, attempts ${String(r.attempts)}${tokens}${ttft}, ${String(r.latency_ms)} ms\n`),
+      dim(`   envelope: route ${String(r.route ?? '-')}, model ${String(r.model ?? '-')}, status ${String(r.status)}${r.error_code ? ` (${String(r.error_code)})` : ''}, attempts ${String(r.attempts)}${tokens}${cost}${ttft}, ${String(r.latency_ms)} ms\n`),
     );
   };
 
@@ -118,9 +122,15 @@ async function main(): Promise<void> {
   const leaked = sim.requests.some((r) => r.headers.authorization !== `Bearer ${DEMO_KEY}`);
   console.log(bold('What the upstream saw'));
   console.log(`   ${upstreamCalls} calls, every one with the route's key from the Secret${leaked ? ' (NOT: check the config)' : ''}; the app's placeholder never left the pod`);
-  const usage = (await (await fetch(`${admin}/usage`)).json()) as { routes: Record<string, { requests: number; input_tokens: number; output_tokens: number }> };
+  const usage = (await (await fetch(`${admin}/usage`)).json()) as {
+    routes: Record<string, { requests: number; input_tokens: number; output_tokens: number; cost_usd: number }>;
+    budgets: Record<string, { spent_usd: number; limit_usd?: number }>;
+  };
   console.log(bold('\n/usage on the admin port'));
-  for (const [route, u] of Object.entries(usage.routes)) console.log(`   ${route}: ${u.requests} requests, ${u.input_tokens} input and ${u.output_tokens} output tokens`);
+  for (const [route, u] of Object.entries(usage.routes)) {
+    console.log(`   ${route}: ${u.requests} requests, ${u.input_tokens} input and ${u.output_tokens} output tokens, $${u.cost_usd.toFixed(8)}`);
+  }
+  for (const [budget, b] of Object.entries(usage.budgets)) console.log(`   budget ${budget}: $${b.spent_usd.toFixed(8)} spent of $${String(b.limit_usd ?? '?')}`);
   const metrics = (await (await fetch(`${admin}/metrics`)).text()).split('\n').filter((l) => /^(ai_envelope_retries_total|ai_envelope_requests_total)\{/.test(l));
   console.log(bold('\nA few lines of /metrics'));
   for (const l of metrics.slice(0, 8)) console.log(`   ${l}`);
