@@ -153,8 +153,16 @@ export const RedactionKind = z.enum(['email', 'phone', 'credit_card', 'iban', 's
 
 export const InputPolicy = z
   .object({
+    /** Personal data and secrets to find in every text part of the input. */
     redact: z.array(RedactionKind).default([]),
+    /** redact: replace with typed placeholders; block: refuse the call with pii_blocked. */
     onMatch: z.enum(['redact', 'block']).default('redact'),
+    /** Request parameters this route refuses (e.g. `logprobs`, `n`, `tools`). */
+    forbiddenParameters: z.array(z.string().min(1)).default([]),
+    /** Send `safety_identifier`: a keyed hash of x-envelope-user, so OpenAI can act on one abusive user. */
+    safetyIdentifier: z.boolean().default(true),
+    /** The HMAC key for that hash (and for user digests in logs); default: the route's API key. */
+    userHashSecretRef: SecretRef.optional(),
   })
   .strict();
 
@@ -170,6 +178,7 @@ export const OutputPolicy = z
   .object({
     /** A JSON Schema (draft 2020-12) every answer must satisfy. */
     jsonSchema: z.record(z.string(), z.unknown()).optional(),
+    /** repair: one more call with the validation errors; fallback: the next model; reject: 422 output_invalid. */
     onInvalid: z.enum(['repair', 'fallback', 'reject']).default('reject'),
     allowedTools: z.array(z.string().min(1)).optional(),
   })
