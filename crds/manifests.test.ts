@@ -57,4 +57,9 @@ describe('manifest validation', () => {
     expect(result.ok).toBe(false);
     if (!result.ok) expect(formatProblem(result.problems[0]!)).toBe("x.yaml (AIBudget shop/b): spec.degradeTo: 'gpt-4o' is not among the allowed models of route shop/r, which this budget covers");
   });
+  it('refuses a route whose output schema does not compile', () => {
+    const result = configFromSources('x.yaml', [{ file: 'x.yaml', text: route({ output: { jsonSchema: { type: 'object', properties: { a: { type: 'nonsense' } } } } }) }]);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(formatProblem(result.problems[0]!)).toMatch(/^x\.yaml \(AIRoute shop\/r\): spec\.output\.jsonSchema: is not a usable JSON Schema: /);
+  });
 });

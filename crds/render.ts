@@ -3,6 +3,7 @@
 import { API_VERSION, SIDECAR_CONFIG_KIND, type AIBudget, type AIRoute, type RenderedBudget, type RenderedRoute, type SidecarConfig } from './schema.ts';
 import { contentHash } from './canonical.ts';
 import { matchesSelector } from './selector.ts';
+import { schemaProblem } from '../sidecar/policy/json-schema.ts';
 import { readSources, parseManifests, type Problem, type SourceFile } from './manifests.ts';
 
 const byId = (a: { namespace: string; name: string }, b: { namespace: string; name: string }) =>
@@ -62,9 +63,16 @@ export function configFromSources(path: string, sources: SourceFile[]): LoadResu
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: rendered };
 }
 
-/** Rules between resources: a budget's degradeTo must be a model every route it covers allows. */
+/**
+ * Rules a single field's schema cannot state: a route's output schema must compile, and a
+ * budget's degradeTo must be a model every route it covers allows.
+ */
 export function crossResourceProblems(config: SidecarConfig, file: string): Problem[] {
   const problems: Problem[] = [];
+  for (const r of config.routes) {
+    const problem = r.output.jsonSchema ? schemaProblem(r.output.jsonSchema) : undefined;
+    if (problem) problems.push({ file, document: 0, object: `AIRoute ${r.namespace}/${r.name}`, path: 'spec.output.jsonSchema', message: `is not a usable JSON Schema: ${problem}` });
+  }
   for (const b of config.budgets) {
     if (!b.degradeTo) continue;
     for (const name of b.routes) {

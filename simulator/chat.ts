@@ -112,7 +112,7 @@ function planChoice(model: string, body: Obj, tools: FunctionTool[], lastUserTex
   const plain = replyText(lastUserText);
   const fmt = isObj(body.response_format) ? body.response_format : {};
   const schema = isObj(fmt.json_schema) ? fmt.json_schema.schema : undefined;
-  const gen = generate(model, structuredContent(fmt.type, schema, plain) ?? plain, maxTokens);
+  const gen = generate(model, structuredContent(fmt.type, schema, plain, model) ?? plain, maxTokens);
   return {
     content: gen.text,
     contentPieces: gen.pieces,

@@ -5,6 +5,10 @@ import { isReasoningModel, outputPieces, REASONING_TOKENS } from './tokens.ts';
 export const TOOL_TRIGGER = 'CALL_TOOL';
 // The word that makes the reply long (about 400 tokens), so output caps can bite.
 export const LONG_TRIGGER = 'LONG_REPLY';
+// Words that make structured output misbehave, as real models sometimes do: JSON cut off before
+// its end, or well-formed JSON that ignores the schema.
+export const BROKEN_JSON_TRIGGER = 'BROKEN_JSON';
+export const WRONG_JSON_TRIGGER = 'WRONG_JSON';
 
 const FILLER = ['lorem', 'ipsum', 'dolor', 'sit', 'amet', 'consectetur', 'adipiscing', 'elit'];
 
@@ -52,8 +56,15 @@ export function toolArguments(tool: FunctionTool): string {
 }
 
 /** Reply content for a structured-output request, or undefined for plain text. */
-export function structuredContent(kind: unknown, schema: unknown, plain: string): string | undefined {
-  if (kind === 'json_schema') return JSON.stringify(fillSchema(schema));
+export function structuredContent(kind: unknown, schema: unknown, plain: string, model = ''): string | undefined {
+  if (kind === 'json_schema') {
+    const filled = JSON.stringify(fillSchema(schema));
+    if (plain.includes(BROKEN_JSON_TRIGGER)) return filled.slice(0, Math.max(1, filled.length - 3));
+    // `WRONG_JSON@<model>` misbehaves only on that model, so a fallback model can answer well.
+    const wrong = new RegExp(`${WRONG_JSON_TRIGGER}(?:@([\\w.-]+))?`).exec(plain);
+    if (wrong && (wrong[1] === undefined || wrong[1] === model)) return JSON.stringify({ unexpected: true });
+    return filled;
+  }
   if (kind === 'json_object') return JSON.stringify({ reply: plain });
   return undefined;
 }

@@ -19,7 +19,7 @@ export type {
 } from './types.ts';
 export { DEFAULT_MODELS } from './state.ts';
 export { MODERATION_TRIGGERS } from './moderations.ts';
-export { LONG_TRIGGER, TOOL_TRIGGER } from './generate.ts';
+export { BROKEN_JSON_TRIGGER, LONG_TRIGGER, TOOL_TRIGGER, WRONG_JSON_TRIGGER } from './generate.ts';
 
 /** Starts a local OpenAI-compatible API on loopback; resolves once it is listening. */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {

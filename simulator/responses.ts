@@ -45,7 +45,7 @@ export function createResponse(ctx: HandlerCtx): Reply {
     output.push({ id: ids.functionCall(), type: 'function_call', status: 'completed', arguments: args, call_id: ids.toolCall(), name: tool.name });
   } else {
     const plain = replyText(lastUserText);
-    const gen = generate(model, structuredContent(format.type, format.schema, plain) ?? plain, maxOutput);
+    const gen = generate(model, structuredContent(format.type, format.schema, plain, model) ?? plain, maxOutput);
     truncated = gen.truncated;
     textPieces = gen.pieces;
     reasoningTokens = gen.reasoningTokens;

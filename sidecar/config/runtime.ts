@@ -15,6 +15,8 @@ export interface RuntimeRoute {
   baseURL: string;
   /** Where the API key is mounted; null: the sidecar's OPENAI_API_KEY. */
   keyPath: string | null;
+  /** The HMAC key for user ids (input.userHashSecretRef); null: the API key serves. */
+  userHashKeyPath: string | null;
 }
 
 export interface RuntimeConfig {
@@ -39,6 +41,7 @@ export function compileConfig(config: SidecarConfig, secretsDir: string): Runtim
     aliases: new Map(Object.entries(spec.model.aliases)),
     baseURL: spec.upstream.baseURL.replace(/\/+$/, ''),
     keyPath: spec.upstream.secretRef ? join(secretsDir, spec.upstream.secretRef.name, spec.upstream.secretRef.key) : null,
+    userHashKeyPath: spec.input.userHashSecretRef ? join(secretsDir, spec.input.userHashSecretRef.name, spec.input.userHashSecretRef.key) : null,
   }));
   const byName = new Map<string, RuntimeRoute>();
   const nameCount = new Map<string, number>();

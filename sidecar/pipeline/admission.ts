@@ -18,6 +18,8 @@ const DAY = 86_400_000;
 const DEFAULT_MAX_OUTPUT = 32_768;
 /** A reservation that outlives this is counted as spent: long streams settle later and are corrected then. */
 const HOLD_EXTRA_MS = 10 * MINUTE;
+/** The repair message: the validation errors and the request to try again. */
+const REPAIR_OVERHEAD_TOKENS = 512;
 
 type Window = 'requestsPerMinute' | 'tokensPerMinute' | 'requestsPerDay' | 'tokensPerDay';
 const WINDOWS: Array<{ name: Window; suffix: string; windowMs: number; bucketMs: number; tokens: boolean }> = [
@@ -42,6 +44,8 @@ export interface Admission {
   inputEstimate: number;
   /** Output tokens reserved for: the cap the call runs with. */
   outputReserve: number;
+  /** Tokens counted in the token windows before the call. */
+  reservedTokens: number;
   windows: WindowState[];
   windowTicket?: WindowTicket;
   tokenWindowKeys: string[];
@@ -59,6 +63,8 @@ export interface AdmitInput {
   /** Digest of x-envelope-user, or '-' for calls that name no user (they share one per-user allowance). */
   user: string;
   budgets: RenderedBudget[];
+  /** The output contract may need a second call (repair or fallback after an invalid answer). */
+  mayCallTwice: boolean;
   now: number;
 }
 
@@ -121,7 +127,12 @@ export async function admit(input: AdmitInput): Promise<Admission> {
   // Without a cap each of the `n` choices may run to the model's maximum.
   const choices = endpoint === 'chat.completions' && typeof body.n === 'number' && body.n > 1 ? Math.floor(body.n) : 1;
   const outputReserve = cap ?? (price?.maxOutputTokens ?? DEFAULT_MAX_OUTPUT) * choices;
-  const tokens = inputEstimate + outputReserve;
+  // An answer that breaks the output contract may cost a second call (repair, or the fallback
+  // model): the reservation covers it, with the first answer and the errors added to its input.
+  const secondCall = input.mayCallTwice ? inputEstimate + outputReserve + REPAIR_OVERHEAD_TOKENS : 0;
+  const inputReserve = inputEstimate + secondCall;
+  const outputTotal = outputReserve * (input.mayCallTwice ? 2 : 1);
+  const tokens = inputReserve + outputTotal;
 
   // Windows: all of the route's and the user's, in one atomic decision.
   const specs: WindowSpec[] = [];
@@ -169,7 +180,7 @@ export async function admit(input: AdmitInput): Promise<Admission> {
       await release(store, windowTicket, tokenWindowKeys, tokens, now);
       throw new EnvelopeError('model_not_allowed', `No price is known for '${candidates.find((m) => !priceFor(m, route.spec.prices))}', so the route's budget cannot be enforced: add it to the route's spec.prices.`);
     }
-    reservedNano = price ? worstCaseNano(inputEstimate, outputReserve, price) : 0;
+    reservedNano = price ? worstCaseNano(inputReserve, outputTotal, price) : 0;
     const specsB: BudgetSpec[] = [];
     for (const u of uses) {
       const enforce = u.budget.onExhausted === 'block';
@@ -195,6 +206,7 @@ export async function admit(input: AdmitInput): Promise<Admission> {
     ...(degradedBy ? { degradedBy } : {}),
     inputEstimate,
     outputReserve,
+    reservedTokens: tokens,
     windows,
     ...(windowTicket ? { windowTicket } : {}),
     tokenWindowKeys,
@@ -219,18 +231,28 @@ export interface Settlement {
   levels: Map<string, BudgetLevel>;
 }
 
+/** One call the upstream billed: a request may have made two (a repair, a fallback after an invalid answer). */
+export interface Billed {
+  usage: Usage;
+  model: string;
+}
+
 /**
  * After the call: token windows get the real total instead of the estimate, budgets get the real
- * cost instead of the reservation. `usage` undefined means nothing was spent upstream.
+ * cost instead of the reservation. Nothing billed means nothing was spent upstream.
  */
-export async function settle(store: StateStore, route: RuntimeRoute, a: Admission, usage: Usage | undefined, modelUsed: string, now: number): Promise<Settlement> {
-  const real = usage ? usage.input + usage.output : 0;
+export async function settle(store: StateStore, route: RuntimeRoute, a: Admission, billed: Billed[], now: number): Promise<Settlement> {
+  let real = 0;
+  let cost = 0;
+  for (const b of billed) {
+    real += b.usage.input + b.usage.output;
+    const price = priceFor(b.model, route.spec.prices);
+    if (price) cost += costNano(b.usage, price);
+  }
   if (a.windowTicket) {
-    const delta = real - (a.inputEstimate + a.outputReserve);
+    const delta = real - a.reservedTokens;
     if (delta !== 0) for (const key of a.tokenWindowKeys) await store.adjust(a.windowTicket, key, delta, now);
   }
-  const price = priceFor(modelUsed, route.spec.prices);
-  const cost = usage && price ? costNano(usage, price) : 0;
   const levels = a.budgetTicket ? await store.settle(a.budgetTicket, cost, now) : new Map<string, BudgetLevel>();
   return { costNano: cost, levels };
 }

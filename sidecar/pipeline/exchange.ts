@@ -5,6 +5,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { EnvelopeError } from '../errors.ts';
 import { hashUser, type RequestRecord } from '../telemetry/log.ts';
+import { userHash } from '../policy/shaping.ts';
+import type { RuntimeRoute } from '../config/runtime.ts';
 import type { Usage } from '../upstream/usage.ts';
 import type { Sidecar } from '../sidecar.ts';
 
@@ -19,6 +21,8 @@ export class Exchange {
   readonly record: RequestRecord;
   /** Aborted when the app disconnects before the answer is complete. */
   readonly appGone = new AbortController();
+  /** x-envelope-user as the app sent it: hashed before it goes anywhere. */
+  readonly rawUser: string | undefined;
   private done = false;
   private routeForGauge: string | undefined;
 
@@ -29,6 +33,7 @@ export class Exchange {
     const given = req.headers['x-request-id'];
     this.id = typeof given === 'string' && SAFE_ID.test(given) ? given : `req_${randomUUID().replaceAll('-', '')}`;
     const user = req.headers['x-envelope-user'];
+    this.rawUser = typeof user === 'string' && user ? user : undefined;
     this.record = {
       request_id: this.id,
       endpoint,
@@ -50,11 +55,21 @@ export class Exchange {
     });
   }
 
-  setRoute(id: string): void {
+  setRoute(route: RuntimeRoute): void {
+    const id = route.id;
     this.record.route = id;
     this.res.setHeader('x-envelope-route', id);
     this.routeForGauge = id;
     this.sidecar.metrics.inFlight.inc({ route: id });
+    // Once the route is known, user digests are keyed (a plain hash of an email can be reversed).
+    const key = this.hashKey(route);
+    if (this.rawUser && key) this.record.user = userHash(key, this.rawUser).slice(0, 16);
+  }
+
+  /** The key for user hashes: the route's own hash Secret, else its API key. */
+  hashKey(route: RuntimeRoute): string | undefined {
+    const keys = this.sidecar.keys;
+    return (route.userHashKeyPath ? keys.get(route.userHashKeyPath) : undefined) ?? keys.get(route.keyPath);
   }
 
   setUsage(usage: Usage | undefined): void {

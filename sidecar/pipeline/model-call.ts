@@ -1,18 +1,20 @@
 // The pipeline for calls that reach a model (responses, chat completions, embeddings,
 // moderations): route → check → replay? → wait for a slot → admit (limits, budgets) →
 // call with retries and fallbacks → answer (whole or streamed) → settle and account.
-import { once } from 'node:events';
 import type { Endpoint } from '../../crds/schema.ts';
 import { EnvelopeError } from '../errors.ts';
 import { callUpstream, type UpstreamResponse } from '../upstream/client.ts';
-import { SseTap, type StreamKind } from '../upstream/sse.ts';
+import type { StreamKind } from '../upstream/sse.ts';
 import { normaliseUsage, type Usage } from '../upstream/usage.ts';
 import { checkEndpoint, resolveModel, selectRoute } from './route.ts';
 import { parseJSONObject, readBody, type Exchange } from './exchange.ts';
 import { answerHeaders, requireKey, safeErrorBody, sendBuffered, upstreamHeaders } from './forward.ts';
-import { admit, budgetsFor, rateLimitHeaders, settle, type Admission } from './admission.ts';
+import { admit, budgetsFor, rateLimitHeaders, settle, type Admission, type Billed } from './admission.ts';
+import { relayStream } from './stream.ts';
+import { logContent, outputPolicyFor, wantsContent, type OutputPolicy } from './contract.ts';
+import { answerOf, checkAnswer, repairRequest, type OutputEndpoint } from '../policy/output.ts';
 import { bodyHash, type StoredAnswer } from '../policy/idempotency.ts';
-import { applyOutputCap } from '../policy/caps.ts';
+import { prepareInput } from './input.ts';
 import { estimateInputTokens, type TokenEndpoint } from '../policy/tokens.ts';
 import type { RuntimeRoute } from '../config/runtime.ts';
 
@@ -27,8 +29,9 @@ const PATHS: Record<string, string> = {
 const FALLBACK_ON = new Set(['upstream_timeout', 'upstream_unavailable', 'circuit_open']);
 
 interface Outcome {
-  usage?: Usage;
-  /** The usage is an estimate (a stream that ended before its usage arrived). */
+  /** Every call the upstream billed for this request (a repair or a fallback after an invalid answer adds one). */
+  billed: Billed[];
+  /** The last call's usage is an estimate (a stream that ended before its usage arrived). */
   estimated?: boolean;
   model: string;
   answer?: StoredAnswer;
@@ -43,7 +46,7 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
   const body = parseJSONObject(raw);
   const routeHeader = ex.req.headers['x-envelope-route'];
   const route = selectRoute(config, endpoint, typeof routeHeader === 'string' ? routeHeader : undefined, typeof body.model === 'string' ? body.model : undefined);
-  ex.setRoute(route.id);
+  ex.setRoute(route);
   checkEndpoint(route, endpoint);
   if (raw.length > route.spec.limits.maxRequestBytes) {
     throw new EnvelopeError('request_too_large', `The request body is larger than route '${route.id}' allows (limits.maxRequestBytes: ${route.spec.limits.maxRequestBytes} bytes).`);
@@ -56,40 +59,44 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
   if (body.stream !== undefined && typeof body.stream !== 'boolean') throw new EnvelopeError('invalid_request', "'stream' must be a boolean.", { param: 'stream' });
   const stream = kind !== undefined && body.stream === true;
   ex.record.stream = stream;
-  applyOutputCap(endpoint, body, route.spec.limits.maxOutputTokens);
   requireKey(sidecar.keys, route);
+  await prepareInput(ex, route, endpoint, body);
 
   // A replay costs nothing: it is answered before any limit or budget is touched.
   const idemKey = ex.req.headers['idempotency-key'];
   const claim = typeof idemKey === 'string' && idemKey && !stream ? await sidecar.idempotency.claim(route.id, idemKey, bodyHash(raw), route.spec.idempotency.ttlSeconds * 1000) : undefined;
   if (claim?.kind === 'replay') {
-    ex.record.error_code = undefined;
     return sendBuffered(ex.res, claim.answer.status, { ...claim.answer.headers, 'x-envelope-idempotent-replay': 'true' }, claim.answer.body);
   }
   if (claim?.kind === 'conflict') {
     throw new EnvelopeError('invalid_request', `The idempotency-key '${idemKey as string}' was already used with a different body on route '${route.id}'.`, { status: 409, headers: { 'x-should-retry': 'false' } });
   }
 
+  const policy = outputPolicyFor(route, endpoint);
   let outcome: Outcome | undefined;
   const releaseSlot = await sidecar.gate(route)?.acquire(ex.appGone.signal, route.id);
   let admission: Admission | undefined;
   try {
     const user = ex.record.user ?? '-';
-    admission = await admit({ store: sidecar.state, route, endpoint, body, model, user, budgets: budgetsFor(route, config.source.budgets), now: Date.now() });
+    const mayCallTwice = !stream && policy?.jsonSchema !== undefined && route.spec.output.onInvalid !== 'reject';
+    admission = await admit({ store: sidecar.state, route, endpoint, body, model, user, budgets: budgetsFor(route, config.source.budgets), mayCallTwice, now: Date.now() });
     for (const [k, v] of Object.entries(rateLimitHeaders(admission.windows))) ex.res.setHeader(k, v);
     if (admission.degradedBy) {
       ex.res.setHeader('x-envelope-degraded', admission.degradedBy);
       ex.record.degraded_by = admission.degradedBy;
     }
-    outcome = await callWithFallbacks(ex, route, endpoint, body, admission.model, stream, kind);
+    outcome = { billed: [], model: admission.model };
+    await callWithFallbacks(ex, route, endpoint, body, admission.model, stream, kind, policy, outcome);
     if (outcome.estimated) {
-      const input = admission.inputEstimate || estimateInputTokens(endpoint as TokenEndpoint, body, outcome.model);
-      outcome.usage = { input, output: outcome.usage?.output ?? 0, cached: 0, reasoning: 0 };
-      ex.setUsage(outcome.usage);
+      const last = outcome.billed[outcome.billed.length - 1];
+      if (last) {
+        last.usage.input = admission.inputEstimate || estimateInputTokens(endpoint as TokenEndpoint, body, last.model);
+        ex.setUsage(last.usage);
+      }
     }
   } finally {
     releaseSlot?.();
-    claim?.kind === 'first' && claim.finish(outcome?.answer);
+    if (claim?.kind === 'first') claim.finish(outcome?.answer);
     if (admission) await account(ex, route, admission, outcome);
   }
 }
@@ -97,9 +104,8 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
 /** Settles limits and budgets, and puts the cost in the record, the metrics and the alerts. */
 async function account(ex: Exchange, route: RuntimeRoute, admission: Admission, outcome: Outcome | undefined): Promise<void> {
   const { sidecar } = ex;
-  const modelUsed = outcome?.model ?? admission.model;
   try {
-    const result = await settle(sidecar.state, route, admission, outcome?.usage, modelUsed, Date.now());
+    const result = await settle(sidecar.state, route, admission, outcome?.billed ?? [], Date.now());
     ex.record.cost_usd = result.costNano / 1e9;
     if (outcome?.estimated) ex.record.usage_estimated = true;
     sidecar.onBudgetLevels(admission.budgets, result.levels);
@@ -108,10 +114,24 @@ async function account(ex: Exchange, route: RuntimeRoute, admission: Admission, 
   }
 }
 
-/** The primary model, then the route's fallbacks, each behind its circuit breaker, within one deadline. */
-async function callWithFallbacks(ex: Exchange, route: RuntimeRoute, endpoint: Endpoint, body: Record<string, unknown>, model: string, stream: boolean, kind: StreamKind | undefined): Promise<Outcome> {
+/**
+ * The primary model, then the route's fallbacks, each behind its circuit breaker, within one
+ * deadline; an answer that breaks the output contract is repaired once, handed to the next
+ * model, or refused, as the route says.
+ */
+async function callWithFallbacks(
+  ex: Exchange,
+  route: RuntimeRoute,
+  endpoint: Endpoint,
+  body: Record<string, unknown>,
+  model: string,
+  stream: boolean,
+  kind: StreamKind | undefined,
+  policy: OutputPolicy | undefined,
+  outcome: Outcome,
+): Promise<void> {
   const { sidecar } = ex;
-  const candidates = [model, ...route.spec.model.fallbacks.filter((m) => m !== model)];
+  const plan = [model, ...route.spec.model.fallbacks.filter((m) => m !== model)].map((m) => ({ model: m, body }));
   const deadline = Date.now() + route.spec.timeouts.requestSeconds * 1000;
   let stripUsage = false;
   if (stream && kind === 'chat') {
@@ -122,10 +142,14 @@ async function callWithFallbacks(ex: Exchange, route: RuntimeRoute, endpoint: En
     body.stream_options = { ...options, include_usage: true };
   }
   let attempts = 0;
+  let repaired = false;
   let lastError: unknown;
-  for (const [i, candidate] of candidates.entries()) {
-    body.model = candidate;
-    const payload = Buffer.from(JSON.stringify(body));
+  for (let i = 0; i < plan.length; i++) {
+    const step = plan[i] as { model: string; body: Record<string, unknown> };
+    const candidate = step.model;
+    const more = i < plan.length - 1;
+    step.body.model = candidate;
+    const payload = Buffer.from(JSON.stringify(step.body));
     const breaker = sidecar.breakers.get(route.baseURL, candidate, route.spec.circuitBreaker);
     let up: UpstreamResponse;
     try {
@@ -149,7 +173,7 @@ async function callWithFallbacks(ex: Exchange, route: RuntimeRoute, endpoint: En
       attempts += Number((err as EnvelopeError).headers?.['x-envelope-attempts'] ?? 0);
       ex.record.attempts = attempts;
       lastError = err;
-      if (err instanceof EnvelopeError && FALLBACK_ON.has(err.code) && i < candidates.length - 1 && Date.now() < deadline) {
+      if (err instanceof EnvelopeError && FALLBACK_ON.has(err.code) && more && Date.now() < deadline) {
         sidecar.metrics.fallbacks.inc({ route: route.id, from: candidate, reason: err.code });
         continue;
       }
@@ -157,26 +181,66 @@ async function callWithFallbacks(ex: Exchange, route: RuntimeRoute, endpoint: En
     }
     attempts += up.attempts;
     ex.record.attempts = attempts;
-    if (up.status >= 500 && i < candidates.length - 1 && Date.now() < deadline) {
+    if (up.status >= 500 && more && Date.now() < deadline) {
       sidecar.metrics.fallbacks.inc({ route: route.id, from: candidate, reason: `status_${up.status}` });
       continue;
     }
     if (candidate !== model) ex.record.fallback_from = model;
     ex.record.model = candidate;
+    outcome.model = candidate;
     ex.res.setHeader('x-envelope-model', candidate);
     up.attempts = attempts;
+
     if (up.stream && kind) {
-      const tap = await pipeStream(ex, route, up, kind, stripUsage);
-      return tap.usage ? { usage: tap.usage, model: candidate } : { usage: { input: 0, output: tap.deltas, cached: 0, reasoning: 0 }, estimated: true, model: candidate };
+      const result = await relayStream(ex, route, endpoint, up, kind, stripUsage, step.body, policy, wantsContent(route));
+      const { tap } = result;
+      if (tap.usage) outcome.billed.push({ usage: tap.usage, model: candidate });
+      else {
+        outcome.billed.push({ usage: { input: 0, output: tap.deltas, cached: 0, reasoning: 0 }, model: candidate });
+        outcome.estimated = true;
+      }
+      logContent(ex, route, endpoint, step.body, result.answer);
+      return;
     }
-    return answer(ex, route, up, candidate);
+
+    const json = up.json as { usage?: unknown; model?: string } | undefined;
+    const usage = json ? normaliseUsage(json.usage) : undefined;
+    if (usage) outcome.billed.push({ usage, model: candidate });
+    if (up.status < 400 && (policy || wantsContent(route)) && json) {
+      const answer = answerOf(endpoint as OutputEndpoint, json);
+      logContent(ex, route, endpoint, step.body, answer);
+      const violation = policy ? checkAnswer(endpoint as OutputEndpoint, answer, step.body, policy) : undefined;
+      if (violation) {
+        ex.record.output_violation = violation.code;
+        const onInvalid = route.spec.output.onInvalid;
+        if (violation.code === 'output_invalid' && onInvalid === 'repair' && !repaired && Date.now() < deadline) {
+          repaired = true;
+          ex.record.output_action = 'repair';
+          sidecar.metrics.outputViolations.inc({ route: route.id, code: violation.code, action: 'repair' });
+          plan.splice(i + 1, 0, { model: candidate, body: repairRequest(endpoint as OutputEndpoint, step.body, answer, violation.errors) });
+          continue;
+        }
+        if (violation.code === 'output_invalid' && onInvalid === 'fallback' && more && Date.now() < deadline) {
+          ex.record.output_action = 'fallback';
+          sidecar.metrics.outputViolations.inc({ route: route.id, code: violation.code, action: 'fallback' });
+          continue;
+        }
+        ex.record.output_action = 'reject';
+        sidecar.metrics.outputViolations.inc({ route: route.id, code: violation.code, action: 'reject' });
+        throw new EnvelopeError(violation.code, `${violation.message}: ${violation.errors.join('; ')}`);
+      }
+      ex.record.output_violation = undefined;
+      ex.record.output_action = repaired ? 'repaired' : ex.record.output_action;
+    }
+    outcome.answer = sendAnswer(ex, route, up, usage);
+    return;
   }
   throw lastError ?? new EnvelopeError('circuit_open', `Every model of route '${route.id}' is unavailable.`);
 }
 
-function answer(ex: Exchange, route: RuntimeRoute, up: UpstreamResponse, model: string): Outcome {
-  const json = up.json as { usage?: unknown; model?: string } | undefined;
-  const usage = json ? normaliseUsage(json.usage) : undefined;
+/** Sends a whole answer; returns it for the idempotency cache when it succeeded. */
+function sendAnswer(ex: Exchange, route: RuntimeRoute, up: UpstreamResponse, usage: Usage | undefined): StoredAnswer | undefined {
+  const json = up.json as { model?: string } | undefined;
   ex.setUsage(usage);
   if (json && typeof json.model === 'string') ex.record.response_model = json.model;
   const headers = answerHeaders(ex, up);
@@ -185,11 +249,11 @@ function answer(ex: Exchange, route: RuntimeRoute, up: UpstreamResponse, model: 
     ex.record.status = safe.status;
     ex.record.error_code = upstreamErrorCode(safe.body) ?? `upstream_${up.status}`;
     sendBuffered(ex.res, safe.status, headers, safe.body);
-    return { model };
+    return undefined;
   }
   const body = up.body ?? Buffer.alloc(0);
   sendBuffered(ex.res, up.status, headers, body);
-  return { ...(usage ? { usage } : {}), model, answer: { status: up.status, headers: { ...headers }, body } };
+  return { status: up.status, headers: { ...headers }, body };
 }
 
 export function callOptions(ex: Exchange, route: RuntimeRoute) {
@@ -212,53 +276,4 @@ function upstreamErrorCode(body: Buffer): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * Passes a stream through event by event. Once the first byte has reached the app nothing is
- * retried; a stall or a broken upstream ends the stream with an error event the SDKs raise.
- * When the app hangs up, the upstream is closed and what was counted so far is recorded.
- */
-async function pipeStream(ex: Exchange, route: RuntimeRoute, up: UpstreamResponse, kind: StreamKind, stripUsage: boolean): Promise<SseTap> {
-  const { res } = ex;
-  const tap = new SseTap(kind, stripUsage);
-  const body = up.stream;
-  if (!body) return tap;
-  const headers = answerHeaders(ex, up);
-  headers['content-type'] = 'text/event-stream; charset=utf-8';
-  headers['cache-control'] = 'no-cache';
-  res.writeHead(up.status, headers);
-  res.flushHeaders();
-  const onGone = () => body.destroy();
-  ex.appGone.signal.addEventListener('abort', onGone, { once: true });
-  try {
-    for await (const chunk of body) {
-      const out = tap.push(chunk as Buffer);
-      if (out && !res.write(out)) await once(res, 'drain', { signal: ex.appGone.signal });
-    }
-    const rest = tap.flush();
-    if (rest) res.write(rest);
-    if (!tap.completed) {
-      ex.record.error_code = 'upstream_unavailable';
-      res.write(tap.errorEvent('upstream_unavailable', 'The upstream ended the stream before it was complete.'));
-    }
-  } catch (err) {
-    if (!ex.appGone.signal.aborted) {
-      const code = (err as { code?: string }).code;
-      const timeout = code === 'UND_ERR_BODY_TIMEOUT';
-      ex.record.error_code = timeout ? 'upstream_timeout' : 'upstream_unavailable';
-      const message = timeout
-        ? `The upstream sent nothing for ${route.spec.timeouts.streamIdleSeconds}s (timeouts.streamIdleSeconds); the stream was ended.`
-        : 'The connection to the upstream broke during the stream.';
-      res.write(tap.errorEvent(ex.record.error_code as 'upstream_timeout' | 'upstream_unavailable', message));
-    }
-  } finally {
-    ex.appGone.signal.removeEventListener('abort', onGone);
-    if (tap.upstreamError && !ex.record.error_code) ex.record.error_code = tap.upstreamError.code ?? 'upstream_error';
-    ex.setUsage(tap.usage);
-    if (tap.responseModel) ex.record.response_model = tap.responseModel;
-    if (tap.firstTokenAt !== undefined) ex.record.ttft_ms = Math.round((tap.firstTokenAt - ex.started) * 100) / 100;
-    res.end();
-  }
-  return tap;
 }

@@ -16,7 +16,7 @@ function routeFor(ex: Exchange, endpoint: Endpoint | null): RuntimeRoute {
   if (!config) throw new EnvelopeError('route_not_found', 'The sidecar has no valid config yet.', { status: 503 });
   const header = ex.req.headers['x-envelope-route'];
   const route = selectRoute(config, endpoint, typeof header === 'string' ? header : undefined, undefined);
-  ex.setRoute(route.id);
+  ex.setRoute(route);
   if (endpoint) checkEndpoint(route, endpoint);
   requireKey(ex.sidecar.keys, route);
   return route;

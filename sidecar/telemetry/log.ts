@@ -42,6 +42,17 @@ export interface RequestRecord {
   /** The budget whose exhaustion moved the call to its degradeTo model. */
   degraded_by?: string;
   config_version?: string;
+  prompt_version?: string;
+  /** Kinds of personal data or secrets found in the input, with counts. */
+  redactions?: Record<string, number>;
+  /** Moderation categories that flagged the input. */
+  moderation?: string[];
+  /** What the output contract found and did. */
+  output_violation?: string;
+  output_action?: string;
+  /** Only with logging.content redacted or full. */
+  prompt?: string;
+  completion?: string;
 }
 
 /** End-user ids are personal data: logs carry a short one-way digest that still groups by user. */

@@ -30,6 +30,10 @@ export class Metrics {
   readonly budgetRemaining: Gauge;
   readonly budgetAlerts: Counter;
   readonly stateBackend: Gauge;
+  readonly moderation: Counter;
+  readonly redactions: Counter;
+  readonly outputViolations: Counter;
+  readonly promptVersion: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -103,6 +107,15 @@ export class Metrics {
     this.budgetRemaining = new Gauge({ name: 'ai_envelope_budget_remaining_usd', help: 'Left in the current period (limit − spent − reserved).', labelNames: ['budget'], registers });
     this.budgetAlerts = new Counter({ name: 'ai_envelope_budget_alerts_total', help: 'alertAt thresholds crossed.', labelNames: ['budget', 'threshold'], registers });
     this.stateBackend = new Gauge({ name: 'ai_envelope_state_backend', help: 'Where limits and budgets are counted: 1 for the backend in use.', labelNames: ['backend'], registers });
+    this.moderation = new Counter({ name: 'ai_envelope_moderation_total', help: 'Input moderation checks, by result (passed, flagged, unavailable).', labelNames: ['route', 'result'], registers });
+    this.redactions = new Counter({ name: 'ai_envelope_redactions_total', help: 'Personal data and secrets found in inputs, by kind (never the values).', labelNames: ['route', 'kind', 'action'], registers });
+    this.outputViolations = new Counter({
+      name: 'ai_envelope_output_violations_total',
+      help: 'Answers that broke the route output contract, by code and what was done (repair, fallback, reject).',
+      labelNames: ['route', 'code', 'action'],
+      registers,
+    });
+    this.promptVersion = new Counter({ name: 'ai_envelope_prompt_requests_total', help: 'Calls per route prompt version.', labelNames: ['route', 'prompt_version'], registers });
     this.keyReloads = new Counter({
       name: 'ai_envelope_key_reloads_total',
       help: 'API key file reads after a change, by result. Never the key itself.',

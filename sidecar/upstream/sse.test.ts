@@ -63,3 +63,17 @@ describe('SseTap (responses)', () => {
     expect(tap.usage).toEqual({ input: 9, output: 2, cached: 0, reasoning: 0 });
   });
 });
+
+describe('SseTap (held terminal event)', () => {
+  it('keeps back [DONE] until released, and shows every event to an observer', () => {
+    const tap = new SseTap('chat', false);
+    tap.holdTerminal = true;
+    const seen: string[] = [];
+    tap.observe = (d) => seen.push(d);
+    const out = chatStream().map((e) => tap.push(enc(e))).join('');
+    expect(out).not.toContain('[DONE]');
+    expect(tap.heldTerminal).toBe('data: [DONE]\n\n');
+    expect(seen).toHaveLength(4);
+    expect(tap.completed).toBe(true);
+  });
+});

@@ -23,6 +23,12 @@ export class SseTap {
   /** The upstream finished the stream properly ([DONE] or a terminal Responses event). */
   completed = false;
   upstreamError: { code: string | null; message: string } | undefined;
+  /** Sees every event's data (for output checks and content logging); set only when needed, since it costs a parse per event. */
+  observe: ((data: string) => void) | undefined;
+  /** Keep back the terminal event ([DONE], response.completed) until the caller has checked the answer. */
+  holdTerminal = false;
+  /** The terminal event kept back, to release with `releaseTerminal()` or replace with an error. */
+  heldTerminal: string | undefined;
   private pending = '';
   private lastSequence = -1;
   private readonly decoder = new TextDecoder();
@@ -82,8 +88,9 @@ export class SseTap {
   private onChat(raw: string, data: string): string {
     if (data === '[DONE]') {
       this.completed = true;
-      return raw;
+      return this.hold(raw);
     }
+    this.observe?.(data);
     if (CHAT_CONTENT.test(data)) {
       this.deltas++;
       this.firstTokenAt ??= performance.now();
@@ -116,15 +123,22 @@ export class SseTap {
       this.deltas++;
       this.firstTokenAt ??= performance.now();
     }
+    this.observe?.(data);
     if (event && TERMINAL_RESPONSE_EVENTS.has(event)) {
       this.completed = true;
       const parsed = safeParse(data) as { response?: { usage?: unknown; model?: string } } | undefined;
       if (parsed?.response?.usage) this.usage = normaliseUsage(parsed.response.usage);
       this.responseModel = parsed?.response?.model ?? this.responseModel;
-    } else if (event === 'error') {
-      this.noteError(data);
+      return this.hold(raw);
     }
+    if (event === 'error') this.noteError(data);
     return raw;
+  }
+
+  private hold(raw: string): string {
+    if (!this.holdTerminal) return raw;
+    this.heldTerminal = (this.heldTerminal ?? '') + raw;
+    return '';
   }
 
   private noteError(data: string): void {

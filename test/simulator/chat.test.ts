@@ -215,3 +215,15 @@ describe('chat completions', () => {
     expect(errorBody(nowhere.text).message).toBe('Invalid URL (GET /v1/nope)');
   });
 });
+
+describe('misbehaving structured output', () => {
+  const format = { type: 'json_schema' as const, json_schema: { name: 'out', schema: { type: 'object', properties: { category: { type: 'string' } }, required: ['category'], additionalProperties: false } } };
+  it('answers cut-off JSON for BROKEN_JSON and schema-ignoring JSON for WRONG_JSON', async () => {
+    const broken = await openai.chat.completions.create({ model: 'gpt-4.1-mini', response_format: format, messages: [{ role: 'user', content: 'BROKEN_JSON please' }] });
+    expect(() => JSON.parse(broken.choices[0]?.message.content ?? '')).toThrow();
+    const wrong = await openai.chat.completions.create({ model: 'gpt-4.1-mini', response_format: format, messages: [{ role: 'user', content: 'WRONG_JSON please' }] });
+    expect(JSON.parse(wrong.choices[0]?.message.content ?? '')).toEqual({ unexpected: true });
+    const good = await openai.chat.completions.create({ model: 'gpt-4.1-mini', response_format: format, messages: [{ role: 'user', content: 'fine' }] });
+    expect(JSON.parse(good.choices[0]?.message.content ?? '')).toEqual({ category: 'x' });
+  });
+});
