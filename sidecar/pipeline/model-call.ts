@@ -74,9 +74,11 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
 
   const policy = outputPolicyFor(route, endpoint);
   let outcome: Outcome | undefined;
-  const releaseSlot = await sidecar.gate(route)?.acquire(ex.appGone.signal, route.id);
+  let releaseSlot: (() => void) | undefined;
   let admission: Admission | undefined;
   try {
+    // Inside the try: a refusal here must still finish the idempotency claim below.
+    releaseSlot = await sidecar.gate(route)?.acquire(ex.appGone.signal, route.id);
     const user = ex.record.user ?? '-';
     const mayCallTwice = !stream && policy?.jsonSchema !== undefined && route.spec.output.onInvalid !== 'reject';
     admission = await admit({ store: sidecar.state, route, endpoint, body, model, user, budgets: budgetsFor(route, config.source.budgets), mayCallTwice, now: Date.now() });

@@ -100,4 +100,16 @@ describe('concurrency', () => {
     const starts = env.sim.requests.map((r) => r.at).sort((a, b) => a - b);
     expect(starts[2]! - starts[0]!).toBeGreaterThanOrEqual(350);
   });
+
+  it('frees an idempotency key whose call was refused for concurrency', async () => {
+    env.sim.fault({ type: 'delay', ms: 300, times: 3 });
+    const busy = Array.from({ length: 3 }, () => failure(chat('narrow')));
+    await new Promise((r) => setTimeout(r, 50));
+    const refused = await failure(chat('narrow', { 'idempotency-key': 'busy-1' }));
+    expect(refused?.code).toBe('concurrency_limited');
+    await Promise.all(busy);
+    // The key was not left claimed: the same call now goes through instead of waiting forever.
+    const again = await chat('narrow', { 'idempotency-key': 'busy-1' });
+    expect(again.data.choices).toHaveLength(1);
+  });
 });
