@@ -31,10 +31,12 @@
 //   access_key/private_key/token/credential(s) (or `_pass`, `_pwd`): quoted values always;
 //   unquoted ones after a tight `=` (env files, query strings); after `:` or a spaced `=` only
 //   values of 6+ characters holding a digit or a symbol, which keeps `password: string`,
-//   `token = getToken()` and prose out but misses `password: hunter` and `password = hunter2`.
-//   References (`$VAR`, `%s`, `***`, `{{x}}`, `<x>`) and true/false/null are left.
+//   `token = getToken()` and prose out but misses `password: letmein`. References (`$VAR`,
+//   `%s`, `***`, `{{x}}`, `<x>`) and true/false/null are left. These guesses run only when the
+//   route redacts secrets. Not: credentials named otherwise (`pin=`, `key=`), unknown providers.
 // - jwt: header.payload[.signature] (and 5-part JWE) whose header decodes to a JSON object with a
-//   string `alg`.
+//   string `alg`. Not: a header whose JSON starts with whitespace (its base64 does not start
+//   with 'e', which is how candidates are picked).
 // - private_key: a PEM `-----BEGIN ... PRIVATE KEY-----` block through its END line; without an
 //   END line, through the base64 and header lines that follow it.
 import { Buffer } from 'node:buffer';
@@ -274,7 +276,6 @@ interface TokenRule {
   check?: (t: string, s: number, e: number) => boolean;
 }
 
-const alnumBody = isAlnum;
 const hasDigitOrUpper = (t: string, s: number, e: number) => {
   for (let i = s; i < e; i++) {
     const c = t.charCodeAt(i);
@@ -292,16 +293,16 @@ const hasDigit = (t: string, s: number, e: number) => {
 // secret and restricted keys, Google API keys.
 const TOKEN_RULES: readonly TokenRule[] = [
   { prefix: 'sk-', body: isToken, min: 20, max: 400, check: hasDigitOrUpper },
-  ...['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_'].map((prefix) => ({ prefix, body: alnumBody, min: 16, max: 256 })),
+  ...['sk_live_', 'sk_test_', 'rk_live_', 'rk_test_'].map((prefix) => ({ prefix, body: isAlnum, min: 16, max: 256 })),
   ...['AKIA', 'ASIA'].map((prefix) => ({ prefix, body: (c: number) => isUpper(c) || isDigit(c), min: 16, max: 16 })),
-  ...['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_'].map((prefix) => ({ prefix, body: alnumBody, min: 36, max: 255 })),
+  ...['ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_'].map((prefix) => ({ prefix, body: isAlnum, min: 36, max: 255 })),
   { prefix: 'github_pat_', body: isWord, min: 22, max: 255 },
   { prefix: 'glpat-', body: isToken, min: 20, max: 255 },
   ...['xoxa-', 'xoxb-', 'xoxp-', 'xoxs-', 'xoxr-'].map((prefix) => ({ prefix, body: (c: number) => isAlnum(c) || c === MINUS, min: 10, max: 255, check: hasDigit })),
   { prefix: 'AIza', body: isToken, min: 35, max: 35 },
 ];
 
-// First characters of the prefixes below: most words are refused on their first letter.
+// Most words are refused on their first letter, before any prefix is compared.
 const TOKEN_STARTS = new Set(TOKEN_RULES.map((r) => r.prefix.charCodeAt(0)));
 
 function tokenRuleMatches(t: string, s: number, e: number): boolean {
@@ -397,7 +398,8 @@ function findUrlPasswords(t: string, out: Spans): void {
   }
 }
 
-// RFC 3986 userinfo is percent-encoded: no delimiters, brackets (nor so a placeholder), or quotes.
+// Userinfo (RFC 3986) percent-encodes its delimiters, so none of these occur in it; excluding
+// brackets also keeps a placeholder from being matched again.
 function isUserinfoChar(c: number): boolean {
   if (c <= 32 || c === 0x7f) return false;
   switch (c) {
@@ -474,7 +476,8 @@ function forwardFinder(t: string): (needle: string, from: number) => number {
   };
 }
 
-const MAX_VALUE = 512;
+// Quotes in prose need not pair up; a quoted value is not looked for further away than this.
+const MAX_QUOTED = 1024;
 
 /** `key=value`, `key: value`, `"key": "value"` where the key names a secret. */
 function findAssignments(t: string, out: Spans): void {
@@ -524,7 +527,7 @@ function findAssignments(t: string, out: Spans): void {
       const s = v + 1;
       const close = (escaped ? '\\' : '') + String.fromCharCode(open);
       const e = find(close, s);
-      if (e <= s || e - s > MAX_VALUE) continue;
+      if (e <= s || e - s > MAX_QUOTED) continue;
       const nl = find('\n', s);
       const nul = find('\0', s);
       if ((nl >= 0 && nl < e) || (nul >= 0 && nul < e)) continue;
@@ -544,9 +547,10 @@ function findAssignments(t: string, out: Spans): void {
     }
     const e = Math.max(v, runTrimmed);
     const len = e - v;
-    // Only checks of constant cost reject a value: an accepted one is skipped as a whole, so
-    // overlapping candidates in a hostile text are not each read to their end.
-    if (len === 0 || len > MAX_VALUE || (tight ? len < 3 : len < 6) || isReferenceAt(t, v, len)) continue;
+    // A value is read through only when it is accepted (and then skipped) or holds no '=' or ':'
+    // (so no later candidate starts inside it): overlapping candidates stay linear.
+    // No upper bound: a one-line base64 key in `PRIVATE_KEY=MIIE…` is long.
+    if (len === 0 || (tight ? len < 3 : len < 6) || isReferenceAt(t, v, len)) continue;
     if (!tight && !hasDigitOrSymbol(t, v, e)) continue;
     out.push(v, e);
     skipUntil = e;
