@@ -90,6 +90,8 @@ describe('degrade and alert', () => {
     expect(second.response.headers.get('x-envelope-degraded')).toBe('shop/soft');
     expect(second.response.headers.get('x-envelope-model')).toBe('gpt-4.1-nano');
     expect((e.sim.requests[1]?.body as { model: string }).model).toBe('gpt-4.1-nano');
+    // Alerts are logged at settlement, just after the answer: wait for the lines to arrive.
+    await e.sidecar.waitForLog((l) => l.event === 'budget_alert' && l.threshold === 1);
     const alerts = e.sidecar.logs().filter((l) => l.event === 'budget_alert');
     expect(alerts.map((a) => a.threshold)).toEqual([0.5, 1]);
     const metrics = await (await fetch(`${e.sidecar.adminUrl}/metrics`)).text();

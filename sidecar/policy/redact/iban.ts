@@ -1,0 +1,51 @@
+// IBANs, checked against the registry length for their country and mod 97.
+import { isDigit, isUpper, isWord, SP, type Spans } from './chars.ts';
+
+// IBAN lengths by country, from the SWIFT IBAN registry.
+const IBAN_LENGTH: Readonly<Record<string, number>> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28,
+  CH: 21, CR: 22, CY: 28, CZ: 24, DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18,
+  FK: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HN: 28, HR: 21, HU: 28,
+  IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20,
+  LU: 20, LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27, MT: 31, MU: 30, NI: 28,
+  NL: 18, NO: 15, OM: 23, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33, SA: 24,
+  SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26,
+  UA: 29, VA: 22, VG: 24, XK: 20, YE: 30,
+};
+
+/** ISO 7064 MOD 97-10 over the rearranged IBAN (country and check digits moved to the end). */
+function ibanChecksumValid(iban: string): boolean {
+  const s = iban.slice(4) + iban.slice(0, 4);
+  let r = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isDigit(c)) r = (r * 10 + (c - 48)) % 97;
+    else if (isUpper(c)) r = (r * 100 + (c - 55)) % 97;
+    else return false;
+  }
+  return r === 1;
+}
+
+export function findIbans(t: string, out: Spans): void {
+  const re = /(?<![A-Za-z0-9_])[A-Z]{2}[0-9]{2}/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(t)) !== null) {
+    const s = m.index;
+    const length = IBAN_LENGTH[t.slice(s, s + 2)];
+    if (length === undefined) continue;
+    let p = s;
+    let iban = '';
+    while (iban.length < length) {
+      const c = t.charCodeAt(p);
+      if (isUpper(c) || isDigit(c)) {
+        iban += t.charAt(p);
+        p++;
+      } else if (c === SP && iban.length % 4 === 0 && (isUpper(t.charCodeAt(p + 1)) || isDigit(t.charCodeAt(p + 1)))) p++;
+      else break;
+    }
+    if (iban.length === length && !isWord(t.charCodeAt(p)) && ibanChecksumValid(iban)) {
+      out.push(s, p);
+      re.lastIndex = p;
+    }
+  }
+}
