@@ -45,6 +45,17 @@ export interface BookImage {
   pending: SpendBatch | null;
 }
 
+/**
+ * Spend of every replica in one period as the operator last added it up (`spent`). `base` is this
+ * book's own spent when the floor arrived: what this process spends afterwards is not in the
+ * operator's sum yet, so it counts on top of the floor.
+ */
+export interface Floor {
+  spent: NanoUSD;
+  base: NanoUSD;
+  expiresAt: number;
+}
+
 export function checkNano(what: string, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer of nano-USD, got ${n}`);
 }
@@ -54,6 +65,7 @@ const DROP_EVERY_MS = 60_000;
 
 export class BudgetBook {
   private readonly budgets = new Map<string, Budget>();
+  private floors = new Map<string, Floor>();
   private journal: Map<string, SpendEntry> | undefined;
   private pending: SpendBatch | null = null;
   private lastDrop = -Infinity;
@@ -126,6 +138,29 @@ export class BudgetBook {
     return b;
   }
 
+  /** Spent as enforced: this book's own, or the operator's floor plus what was spent since it came. */
+  private effective(key: string, own: NanoUSD, now: number): NanoUSD {
+    const f = this.floors.get(key);
+    if (!f || f.expiresAt <= now) return own;
+    return Math.max(own, f.spent + Math.max(0, own - f.base));
+  }
+
+  /**
+   * Replaces the floors. A floor whose amount is unchanged keeps its base, so a config reloaded
+   * for another reason does not forget the spend made since the floor first arrived.
+   */
+  setFloors(floors: Array<{ key: string; spent: NanoUSD; expiresAt: number }>, now: number): void {
+    const next = new Map<string, Floor>();
+    for (const f of floors) {
+      checkNano('floor', f.spent);
+      if (f.expiresAt <= now) continue;
+      const old = this.floors.get(f.key);
+      const own = this.budgets.get(f.key)?.spent ?? 0;
+      next.set(f.key, old && old.spent === f.spent ? old : { spent: f.spent, base: own, expiresAt: f.expiresAt });
+    }
+    this.floors = next;
+  }
+
   reserve(specs: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number, id: string): ReserveResult {
     checkNano('amount', amount);
     this.dropEnded(now);
@@ -135,7 +170,8 @@ export class BudgetBook {
     });
     for (const [i, s] of specs.entries()) {
       const b = budgets[i] as Budget;
-      if (s.enforce && b.spent + b.reserved + amount > s.limit) return { ok: false, key: s.key, spent: b.spent, reserved: b.reserved, limit: s.limit };
+      const spent = this.effective(s.key, b.spent, now);
+      if (s.enforce && spent + b.reserved + amount > s.limit) return { ok: false, key: s.key, spent, reserved: b.reserved, limit: s.limit };
     }
     for (const b of budgets) {
       b.reservations.set(id, { amount, expiresAt: now + holdMs });
@@ -166,18 +202,28 @@ export class BudgetBook {
     return this.levels(ticket.keys, now);
   }
 
+  /** Levels as enforced (floors included). */
   levels(keys: string[], now: number): Map<string, BudgetLevel> {
     const out = new Map<string, BudgetLevel>();
     for (const key of keys) {
       const b = this.live(key, now);
-      out.set(key, { spent: b?.spent ?? 0, reserved: b?.reserved ?? 0 });
+      out.set(key, { spent: this.effective(key, b?.spent ?? 0, now), reserved: b?.reserved ?? 0 });
     }
     return out;
   }
 
+  /**
+   * This book's own spend, floors left out: what /usage reports and the operator adds up across
+   * replicas (a floor already is such a sum; reporting it back would count it again).
+   */
   snapshot(now: number): Map<string, BudgetLevel> {
     this.dropEnded(now, true);
-    return this.levels([...this.budgets.keys()], now);
+    const out = new Map<string, BudgetLevel>();
+    for (const key of [...this.budgets.keys()]) {
+      const b = this.live(key, now);
+      out.set(key, { spent: b?.spent ?? 0, reserved: b?.reserved ?? 0 });
+    }
+    return out;
   }
 
   /** Raises spent to at least `spent` (a level learnt elsewhere, e.g. from Redis), outside the journal. */

@@ -1,5 +1,5 @@
 // The state of one sidecar process: windows in memory, budgets in memory and, with a stateDir,
-// in <stateDir>/state.json after every change (invariant 5). Every operation runs to completion
+// in <stateDir>/state.json, at most a second after every change (invariant 5). Every operation runs to completion
 // without awaiting anything, so concurrent calls can never interleave inside a decision.
 import { mkdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -96,6 +96,11 @@ export class LocalStore implements StateStore {
     const levels = this.book.snapshot(now);
     this.changed();
     return levels;
+  }
+
+  /** Spend of all replicas as the operator reported it: a floor per budget counter (see BudgetBook.setFloors). */
+  setFloors(floors: Array<{ key: string; spent: NanoUSD; expiresAt: number }>, now: number): void {
+    this.book.setFloors(floors, now);
   }
 
   /** Raises a budget's spent to a level known elsewhere (outside the journal). */

@@ -286,6 +286,11 @@ export class ResilientStore implements StateStore {
     return this.local.snapshot(now);
   }
 
+  /** Only the local fallback needs them: Redis already counts every replica's spend. */
+  setFloors(floors: Array<{ key: string; spent: NanoUSD; expiresAt: number }>, now: number): void {
+    this.local.setFloors(floors, now);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.probeTimer);

@@ -1,9 +1,15 @@
 // One JSON file that survives restarts and crashes: every write goes to a temp file in the same
 // folder, is fsynced and renamed over the old one, so a reader sees the old state or the new,
-// never half of one. Writes are coalesced: at most one in flight, and any number of changes
-// during it cause exactly one more, so callers never wait on the disk.
+// never half of one. Writes are coalesced: at most one in flight, any number of changes during it
+// cause exactly one more, and writes start at most once per `minIntervalMs`, so callers never
+// wait on the disk and a busy sidecar does not spend its CPU on fsync (at 500 calls a second,
+// writing after every change cost about a tenth of the process's CPU). A crash loses at most the
+// changes of the last interval; a graceful stop flushes them.
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+
+/** At most one write a second: the spend a crash can lose is what a second of calls reserved. */
+export const DEFAULT_MIN_INTERVAL_MS = 1000;
 
 export class StateFile {
   readonly path: string;
@@ -12,13 +18,19 @@ export class StateFile {
   private writing: Promise<void> | null = null;
   private dirty = false;
   private render: (() => string) | null = null;
+  private readonly minIntervalMs: number;
+  private lastWriteAt = -Infinity;
+  /** Ends the wait before the next write early: set while a run waits out the interval. */
+  private hurry: (() => void) | null = null;
+  private urgent = false;
   /** Files written so far (for tests and metrics). */
   writes = 0;
 
-  constructor(dir: string, onError: (err: Error) => void) {
+  constructor(dir: string, onError: (err: Error) => void, minIntervalMs = DEFAULT_MIN_INTERVAL_MS) {
     this.dir = dir;
     this.path = join(dir, 'state.json');
     this.onError = onError;
+    this.minIntervalMs = minIntervalMs;
   }
 
   /**
@@ -61,23 +73,46 @@ export class StateFile {
     this.writing ??= this.run();
   }
 
-  /** Resolves once everything scheduled so far is on disk (or has failed and been reported). */
+  /** Resolves once everything scheduled so far is on disk (or has failed and been reported), without waiting out the interval. */
   async flush(): Promise<void> {
-    while (this.writing) await this.writing;
+    while (this.writing) {
+      this.urgent = true;
+      this.hurry?.();
+      await this.writing;
+    }
+    this.urgent = false;
   }
 
   private async run(): Promise<void> {
     // Let the changes of this turn of the event loop land in the same write.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.dirty && this.render) {
+      await this.pace();
       this.dirty = false;
       try {
+        this.lastWriteAt = performance.now();
         await this.write(this.render());
       } catch (err) {
         this.onError(new Error(`could not write state file ${this.path}: ${(err as Error).message}`, { cause: err }));
       }
     }
     this.writing = null;
+  }
+
+  private async pace(): Promise<void> {
+    const wait = this.lastWriteAt + this.minIntervalMs - performance.now();
+    if (wait <= 0 || this.urgent) return;
+    await new Promise<void>((resolve) => {
+      // Unref'd: a pending write must not keep a finished process alive; stopping flushes instead.
+      const timer = setTimeout(done, wait);
+      timer.unref();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.hurry = done;
+    });
+    this.hurry = null;
   }
 
   private async write(text: string): Promise<void> {

@@ -79,7 +79,13 @@ export interface StateStore {
   /** Replaces a reservation by what the call really cost (0 to release it); returns the new levels. */
   settle(ticket: BudgetTicket, actual: NanoUSD, now: number): Promise<Map<string, BudgetLevel>>;
   levels(keys: string[], now: number): Promise<Map<string, BudgetLevel>>;
-  /** Every budget counter this store knows, for /usage. */
+  /** Every budget counter this store knows, for /usage: its own counting, without operator floors. */
   snapshot(now: number): Promise<Map<string, BudgetLevel>>;
+  /**
+   * Spend the operator added up across replicas, per budget counter of the current period: what
+   * this store enforces is at least that (plus its own spend since). Replaces earlier floors.
+   * Optional: a store shared by every replica (Redis) already counts all of it.
+   */
+  setFloors?(floors: Array<{ key: string; spent: NanoUSD; expiresAt: number }>, now: number): void;
   close(): Promise<void>;
 }
