@@ -1,7 +1,25 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { applyPrompt, minimiseData, setSafetyIdentifier, userHash } from './shaping.ts';
 import { validateRequest } from './validate.ts';
 import { EnvelopeError } from '../errors.ts';
+
+describe('userHash', () => {
+  const hmac = (key: string, user: string) => createHmac('sha256', key).update(user).digest('hex');
+
+  it('is the HMAC-SHA256 of the user under the key, remembered or not, past its memory bounds', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(userHash('sk-test-a', 'alice')).toBe(hmac('sk-test-a', 'alice'));
+      expect(userHash('sk-test-b', 'alice')).toBe(hmac('sk-test-b', 'alice'));
+    }
+    expect(userHash('sk-test-a', 'alice')).not.toBe(userHash('sk-test-b', 'alice'));
+    // More users and keys than are remembered: answers stay right while the maps are emptied.
+    for (let i = 0; i < 25_000; i += 997) expect(userHash('sk-test-a', `user-${i}`)).toBe(hmac('sk-test-a', `user-${i}`));
+    for (let i = 0; i < 12_000; i++) userHash('sk-test-c', `user-${i}`);
+    for (let k = 0; k < 40; k++) expect(userHash(`sk-test-rotated-${k}`, 'alice')).toBe(hmac(`sk-test-rotated-${k}`, 'alice'));
+    expect(userHash('sk-test-c', 'user-11999')).toBe(hmac('sk-test-c', 'user-11999'));
+  });
+});
 
 describe('minimiseData', () => {
   it('forces store and drops metadata on model calls only', () => {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../simulator/index.ts';
-import { countTokens, encodingFor, estimateInputTokens, outputCap, warmTokenizers } from './tokens.ts';
+import { countTokens, encodingFor, estimateInputTokens, MEMO_MAX_CHARS, outputCap, rememberedChars, warmTokenizers } from './tokens.ts';
 
 const require = createRequire(import.meta.url);
 const PLAIN = { disallowedSpecial: new Set<string>() };
@@ -83,6 +83,24 @@ describe('countTokens', () => {
     expect(text.length).toBeGreaterThan(10_000);
     expect(countTokens(text, 'gpt-4o')).toBe(o(text));
     expect(countTokens(text, 'gpt-4')).toBe(cl(text));
+  });
+
+  it('remembers counts of long texts per encoding, stays exact, and forgets the oldest past its bound', () => {
+    const prompt = 'You are the support assistant of a shop. Answer briefly and politely, in the customer language.';
+    for (let i = 0; i < 3; i++) {
+      expect(countTokens(prompt, 'gpt-4o')).toBe(o(prompt));
+      expect(countTokens(prompt, 'gpt-4')).toBe(cl(prompt));
+    }
+    // Many distinct long texts: each still counted exactly, the memory stays within its bound.
+    const piece = samples.slice(0, 4).join(' ');
+    for (let i = 0; i < 600; i++) {
+      const text = `${i} ${piece.repeat(80)} ${i}`;
+      if (i % 100 === 0) expect(countTokens(text, 'gpt-4.1')).toBe(o(text));
+      else countTokens(text, 'gpt-4.1');
+    }
+    expect(rememberedChars('gpt-4.1')).toBeGreaterThan(MEMO_MAX_CHARS / 2);
+    expect(rememberedChars('gpt-4.1')).toBeLessThanOrEqual(MEMO_MAX_CHARS);
+    expect(countTokens(prompt, 'gpt-4o')).toBe(o(prompt));
   });
 
   it('stays fast on one huge run of a character, still counting at least the exact tokens', () => {
