@@ -8,15 +8,23 @@ import { crossResourceProblems, loadConfig, renderConfig } from './crds/render.t
 const USAGE = `Usage: ai-envelope <command> [options]
 
 Commands:
-  sidecar -f PATH [--port 4141] [--admin-port 4142] [--secrets-dir DIR] [--state-dir DIR]
+  sidecar -f PATH [--port 4141] [--admin-port 4142] [--admin-host 0.0.0.0] [--secrets-dir DIR] [--state-dir DIR]
           [--redis-url URL] [--grace-seconds 25]
         Run the proxy. PATH: a YAML file or folder of AIRoute/AIBudget manifests, or a rendered
         config; reloaded when it changes. --state-dir: where spend persists across restarts.
         --redis-url (or AI_ENVELOPE_REDIS_URL): share limits and budgets with every replica.
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
+  crds                 Print the CustomResourceDefinitions (the YAML in crds/), for kubectl apply -f -.
   simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
+  operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
+           [--lease-seconds 15] [--spend-interval-seconds 15] [--resync-seconds 60]
+           [--watch-timeout-seconds 300] [--workers 8]
+        Run the operator: AIRoutes and AIBudgets into ConfigMaps and status, spend read from the
+        sidecars. In-cluster config unless --kubeconfig; the leader-election Lease lives in --namespace
+        (default: POD_NAMESPACE). --metrics-port serves /metrics, /healthz, /readyz (0: any free port).
+        --watch-timeout-seconds 0 leaves each watch's length to the API server.
   help                 Show this text.
 `;
 
@@ -52,6 +60,13 @@ async function validate(args: string[]): Promise<number> {
   return 0;
 }
 
+async function crds(args: string[]): Promise<number> {
+  parse(args, {});
+  const { crdsYaml } = await import('./crds/generate.ts');
+  process.stdout.write(crdsYaml());
+  return 0;
+}
+
 async function render(args: string[]): Promise<number> {
   const path = requirePath(parse(args, { file: { type: 'string', short: 'f' } }));
   const result = await loadConfig(path);
@@ -68,6 +83,7 @@ async function sidecar(args: string[]): Promise<number> {
     file: { type: 'string', short: 'f' },
     port: { type: 'string' },
     'admin-port': { type: 'string' },
+    'admin-host': { type: 'string' },
     'secrets-dir': { type: 'string' },
     'state-dir': { type: 'string' },
     'redis-url': { type: 'string' },
@@ -84,6 +100,7 @@ async function sidecar(args: string[]): Promise<number> {
     ...(v['redis-url'] || process.env.AI_ENVELOPE_REDIS_URL ? { redisURL: v['redis-url'] ?? process.env.AI_ENVELOPE_REDIS_URL } : {}),
     port: int(v.port, 'port', 4141),
     adminPort: int(v['admin-port'], 'admin-port', 4142),
+    ...(v['admin-host'] ? { adminHost: v['admin-host'] } : {}),
     graceSeconds: int(v['grace-seconds'], 'grace-seconds', 25),
     pollMs: int(v['poll-ms'], 'poll-ms', 2000),
     log,
@@ -129,7 +146,54 @@ async function simulator(args: string[]): Promise<number> {
   });
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, sidecar, simulator };
+async function operator(args: string[]): Promise<number> {
+  const v = parse(args, {
+    kubeconfig: { type: 'string' },
+    namespace: { type: 'string' },
+    'metrics-port': { type: 'string' },
+    'metrics-host': { type: 'string' },
+    'lease-seconds': { type: 'string' },
+    'spend-interval-seconds': { type: 'string' },
+    'resync-seconds': { type: 'string' },
+    'watch-timeout-seconds': { type: 'string' },
+    workers: { type: 'string' },
+  });
+  const namespace = v.namespace ?? process.env.POD_NAMESPACE;
+  if (!namespace) throw new UsageError('--namespace (or POD_NAMESPACE) is required: the leader-election Lease lives there');
+  const positive = (value: string | undefined, name: string, fallback: number) => {
+    const n = int(value, name, fallback);
+    if (n === 0) throw new UsageError(`--${name} must be greater than 0`);
+    return n;
+  };
+  const { startOperator } = await import('./operator/main.ts');
+  const { createOperatorLogger } = await import('./operator/log.ts');
+  const log = createOperatorLogger();
+  const running = await startOperator({
+    ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
+    namespace,
+    metricsPort: int(v['metrics-port'], 'metrics-port', 8080),
+    metricsHost: v['metrics-host'] ?? '0.0.0.0',
+    leaseSeconds: positive(v['lease-seconds'], 'lease-seconds', 15),
+    spendIntervalSeconds: positive(v['spend-interval-seconds'], 'spend-interval-seconds', 15),
+    resyncSeconds: positive(v['resync-seconds'], 'resync-seconds', 60),
+    watchTimeoutSeconds: int(v['watch-timeout-seconds'], 'watch-timeout-seconds', 300),
+    workers: positive(v.workers, 'workers', 8),
+    log,
+  });
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ event: 'signal', signal }, 'stopping');
+      void running.shutdown().then(() => {
+        resolve(0);
+        process.exit(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,6 +1,5 @@
-// Preloaded (node --import) into the Portkey gateway and the sidecar. Portkey binds every
-// interface on a port it takes only from --port=, and the sidecar's admin listener binds 0.0.0.0
-// with no flag to change it; the bench must stay on loopback, so every TCP listen() here is pinned
+// Preloaded (node --import) into the Portkey gateway, which binds every interface on a port it
+// takes only from --port=; the bench must stay on loopback, so every TCP listen() here is pinned
 // to 127.0.0.1 (the port asked for is kept, 0 included) and the port the kernel chose is reported
 // on stderr for the parent to read.
 import net from 'node:net';

@@ -312,7 +312,7 @@ export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProc
   // --trace-gc: one line per GC on stdout, among the JSON lines (which it never splits).
   const nodeFlags = ['--trace-gc', ...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', profileName] : [])];
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
-  const args = [...nodeFlags, '--import', LOOPBACK, CLI, 'sidecar', '-f', config, '--port', '0', '--admin-port', '0'];
+  const args = [...nodeFlags, CLI, 'sidecar', '-f', config, '--port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'];
   args.push('--secrets-dir', join(dir, 'secrets'), '--state-dir', state, '--grace-seconds', '2');
   const spawnedAt = performance.now();
   const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', logFd, 'pipe'] }));

@@ -42,8 +42,8 @@ describe('ai-envelope validate', () => {
     const r = await run('validate', '-f', file);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([
-      `${file}: document 1 (AIRoute default/r): spec.model.colour: unknown field`,
-      `${file}: document 1 (AIRoute default/r): spec.retry.maxAttempts: retry.maxAttempts must be greater than 0`,
+      `${file}: document 1 (AIRoute default/r): spec.model.colour: unknown field "spec.model.colour"`,
+      `${file}: document 1 (AIRoute default/r): spec.retry.maxAttempts: Invalid value: 0: spec.retry.maxAttempts in body should be greater than or equal to 1`,
     ]);
   });
   it('says what is wrong with its own arguments', async () => {
@@ -89,5 +89,25 @@ describe('a route without a secretRef', () => {
     const client = new OpenAI({ apiKey: 'sk-test-app', baseURL: sidecar.url });
     await client.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'x' }] });
     expect(sim.requests[0]?.headers.authorization).toBe('Bearer sk-test-from-env');
+  });
+});
+
+describe('--admin-host', () => {
+  const reachable = async (url: string) => fetch(url).then((r) => r.status, (e: Error) => (e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message);
+
+  it('binds the admin listener where it is told (the tests use loopback, the default is every interface)', async () => {
+    sim = await startSimulator({ apiKeys: ['sk-test-admin-host'] });
+    const dir = tempDir('cli');
+    const config = join(dir, 'routes.yaml');
+    writeManifests(config, [routeManifest('main', { upstream: { baseURL: sim.url }, model: { allowed: ['gpt-4.1-mini'] } })]);
+    const env = { OPENAI_API_KEY: 'sk-test-admin-host' };
+    // Every 127/8 address reaches the loopback interface, but a socket bound to one answers only there.
+    for (const [bound, other] of [['127.0.0.2', '127.0.0.1'], ['127.0.0.1', '127.0.0.2']] as const) {
+      sidecar = await startSidecarProcess({ config, secretsDir: join(dir, 'none'), env, args: ['--admin-host', bound] });
+      expect(await reachable(`http://${bound}:${sidecar.adminPort}/healthz`)).toBe(200);
+      expect(await reachable(`http://${other}:${sidecar.adminPort}/healthz`)).toBe('ECONNREFUSED');
+      await sidecar.stop('SIGKILL');
+      sidecar = undefined;
+    }
   });
 });

@@ -32,7 +32,7 @@ export interface SidecarProcess {
 }
 
 export async function startSidecarProcess(opts: { config: string; secretsDir: string; env?: Record<string, string>; args?: string[] }): Promise<SidecarProcess> {
-  const proc = spawn(process.execPath, [CLI, 'sidecar', '-f', opts.config, '--secrets-dir', opts.secretsDir, '--port', '0', '--admin-port', '0', '--poll-ms', '200', ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [CLI, 'sidecar', '-f', opts.config, '--secrets-dir', opts.secretsDir, '--port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1', '--poll-ms', '200', ...(opts.args ?? [])], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
