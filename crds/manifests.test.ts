@@ -17,19 +17,20 @@ describe('manifest validation', () => {
     expect(spec.endpoints).toEqual(['responses', 'chat.completions', 'embeddings', 'moderations']);
   });
   it('names the file, document, object and field of each problem', () => {
-    expect(check(`${route({}, 'ok')}---\n${route({ model: { allowed: ['a'], colour: 'red' } })}`)).toEqual(['x.yaml: document 2 (AIRoute shop/r): spec.model.colour: unknown field']);
-    expect(check(route({ retry: { maxAttempts: 0 } }))).toEqual(['x.yaml: document 1 (AIRoute shop/r): spec.retry.maxAttempts: retry.maxAttempts must be greater than 0']);
+    expect(check(`${route({}, 'ok')}---\n${route({ model: { allowed: ['a'], colour: 'red' } })}`)).toEqual(['x.yaml: document 2 (AIRoute shop/r): spec.model.colour: unknown field "spec.model.colour"']);
+    expect(check(route({ retry: { maxAttempts: 0 } }))).toEqual(['x.yaml: document 1 (AIRoute shop/r): spec.retry.maxAttempts: Invalid value: 0: spec.retry.maxAttempts in body should be greater than or equal to 1']);
   });
   it('checks cross-field rules', () => {
     const problems = check(route({ model: { allowed: ['a'], default: 'b', fallbacks: ['a', 'c'], aliases: { fast: 'd' } }, limits: { route: { requestsPerMinute: 5 }, perUser: { requestsPerMinute: 6 } } }));
+    // Where the API server reports them: at the node whose CEL rule failed.
     expect(problems).toEqual([
-      "x.yaml: document 1 (AIRoute shop/r): spec.model.default: default model 'b' must be one of model.allowed",
-      "x.yaml: document 1 (AIRoute shop/r): spec.model.fallbacks[1]: fallback 'c' must be one of model.allowed",
-      "x.yaml: document 1 (AIRoute shop/r): spec.model.aliases.fast: alias target 'd' must be one of model.allowed",
-      "x.yaml: document 1 (AIRoute shop/r): spec.limits.perUser.requestsPerMinute: per-user requestsPerMinute (6) must not be above the route's (5)",
+      'x.yaml: document 1 (AIRoute shop/r): spec.model: Invalid value: "object": model.default must be one of model.allowed',
+      'x.yaml: document 1 (AIRoute shop/r): spec.model: Invalid value: "object": every model.fallbacks entry must be one of model.allowed',
+      'x.yaml: document 1 (AIRoute shop/r): spec.model: Invalid value: "object": every model.aliases target must be one of model.allowed',
+      'x.yaml: document 1 (AIRoute shop/r): spec.limits: Invalid value: "object": limits.perUser.requestsPerMinute must not be above limits.route.requestsPerMinute',
     ]);
     const budget = stringify({ apiVersion: 'ai-envelope.dev/v1alpha1', kind: 'AIBudget', metadata: { name: 'b' }, spec: { limitUSD: 10, onExhausted: 'degrade' } });
-    expect(check(budget)).toEqual(["x.yaml: document 1 (AIBudget default/b): spec.degradeTo: degradeTo is required when onExhausted is 'degrade'"]);
+    expect(check(budget)).toEqual(['x.yaml: document 1 (AIBudget default/b): spec: Invalid value: "object": degradeTo is required when onExhausted is \'degrade\'']);
   });
   it('reports missing fields, duplicates, unknown kinds and YAML errors, and skips other groups', () => {
     const m = parseManifests([
@@ -41,7 +42,7 @@ describe('manifest validation', () => {
     const lines = m.problems.map(formatProblem);
     expect(lines[0]).toMatch(/^a\.yaml: document 2 \(AIRoute shop\/r\): metadata\.name: AIRoute shop\/r is defined twice/);
     expect(lines[1]).toBe("a.yaml: document 4 (AIRoutes default/x): kind: unknown kind 'AIRoutes' in ai-envelope.dev (expected AIRoute, AIBudget or SidecarConfig)");
-    expect(lines[2]).toBe('b.yaml: document 1 (AIBudget default/b): spec.limitUSD: required field is missing');
+    expect(lines[2]).toBe('b.yaml: document 1 (AIBudget default/b): spec.limitUSD: Required value');
     expect(lines[3]).toMatch(/^c\.yaml: document 1: YAML syntax: .*line 2/);
   });
   it('accepts a rendered config and refuses one whose content no longer matches its version', () => {

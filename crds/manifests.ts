@@ -7,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { AIBudget, AIRoute, GROUP, SIDECAR_CONFIG_KIND, SidecarConfig } from './schema.ts';
 import { contentHash } from './canonical.ts';
+import { kubeErrors } from './kube-messages.ts';
 
 export interface Problem {
   file: string;
@@ -80,6 +81,12 @@ function issuesToProblems(issues: z.core.$ZodIssue[], base: Omit<Problem, 'path'
   return problems;
 }
 
+// Custom resources are reported in the API server's words (see kube-messages.ts), so a pipeline
+// that runs `validate` sees what `kubectl apply` would have said.
+function resourceProblems(kind: string, issues: z.core.$ZodIssue[], base: Omit<Problem, 'path' | 'message'>): Problem[] {
+  return issues.flatMap((issue) => kubeErrors(kind, issue).map((e) => ({ ...base, path: e.path, message: e.message })));
+}
+
 function describe(doc: Record<string, unknown>): string | undefined {
   const meta = doc.metadata as Record<string, unknown> | undefined;
   if (!meta || typeof meta.name !== 'string') return undefined;
@@ -123,7 +130,7 @@ export function parseManifests(sources: SourceFile[]): Manifests {
         const schema = kind === 'AIRoute' ? AIRoute : AIBudget;
         const result = schema.safeParse(obj, { reportInput: true });
         if (!result.success) {
-          out.problems.push(...issuesToProblems(result.error.issues, base));
+          out.problems.push(...resourceProblems(kind, result.error.issues, base));
           return;
         }
         const key = `${kind} ${result.data.metadata.namespace}/${result.data.metadata.name}`;

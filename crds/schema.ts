@@ -12,6 +12,7 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+const HTTP_URL = /^https?:\/\/([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][^\s]*)?$/;
 
 const resourceName = (what: string) =>
   z
@@ -20,8 +21,10 @@ const resourceName = (what: string) =>
     .max(253, `${what} must be at most 253 characters`)
     .regex(DNS_SUBDOMAIN, `${what} must be lower-case letters, digits, '-' or '.', starting and ending with a letter or digit`);
 
+// `min(1)` rather than `positive()`: the CRD then says `minimum: 1`, and both the API server and
+// `validate` word a zero as "should be greater than or equal to 1".
 const positiveInt = (what: string) =>
-  z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be greater than 0`);
+  z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).min(1, `${what} must be at least 1`);
 
 const modelName = z.string({ error: 'a model name must be a string' }).min(1, 'a model name must not be empty');
 
@@ -56,8 +59,11 @@ export const SecretRef = z
 
 export const Upstream = z
   .object({
+    // A pattern, not `format: uri`: the API server's uri format accepts almost any string, and a
+    // pattern is checked the same way by the API server (RE2) and by `validate` (JavaScript).
     baseURL: z
-      .url({ protocol: /^https?$/, error: 'upstream.baseURL must be an http(s) URL such as https://api.openai.com/v1' })
+      .string()
+      .regex(HTTP_URL, 'upstream.baseURL must be an http(s) URL such as https://api.openai.com/v1')
       .default('https://api.openai.com/v1'),
     secretRef: SecretRef.optional(),
     project: z.string().min(1).optional(),
@@ -227,41 +233,103 @@ const AIRouteSpecShape = z
 
 type RouteSpecShape = z.output<typeof AIRouteSpecShape>;
 
-// Cross-field rules. The same rules become CEL validations on the CRD, with the same messages.
-function checkRouteRules(spec: RouteSpecShape, ctx: z.RefinementCtx): void {
-  const { allowed, fallbacks, aliases } = spec.model;
-  if (allowed.length > 0) {
-    const allowedSet = new Set(allowed);
-    if (spec.model.default !== undefined && !allowedSet.has(spec.model.default)) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'default'], message: `default model '${spec.model.default}' must be one of model.allowed` });
-    }
-    fallbacks.forEach((f, i) => {
-      if (!allowedSet.has(f)) ctx.addIssue({ code: 'custom', path: ['model', 'fallbacks', i], message: `fallback '${f}' must be one of model.allowed` });
-    });
-    for (const [alias, target] of Object.entries(aliases)) {
-      if (!allowedSet.has(target)) ctx.addIssue({ code: 'custom', path: ['model', 'aliases', alias], message: `alias target '${target}' must be one of model.allowed` });
-    }
-  }
-  if (spec.retry.baseDelayMs > spec.retry.maxDelayMs) {
-    ctx.addIssue({ code: 'custom', path: ['retry', 'baseDelayMs'], message: 'retry.baseDelayMs must not be greater than retry.maxDelayMs' });
-  }
-  const route = spec.limits.route;
-  const perUser = spec.limits.perUser;
-  if (route && perUser) {
-    for (const k of ['requestsPerMinute', 'tokensPerMinute', 'requestsPerDay', 'tokensPerDay'] as const) {
-      const r = route[k];
-      const u = perUser[k];
-      if (r !== undefined && u !== undefined && u > r) {
-        ctx.addIssue({ code: 'custom', path: ['limits', 'perUser', k], message: `per-user ${k} (${u}) must not be above the route's (${r})` });
-      }
-    }
-  }
+/**
+ * A cross-field rule, declared once: the CEL expression the API server evaluates
+ * (`x-kubernetes-validations` on the CRD) and the same check in TypeScript for `validate`, the
+ * operator and the sidecar, with one message for both. `at` is where the rule sits, from `spec`:
+ * a CEL rule sees only its own node and below, and the API server reports a failure at that node,
+ * so `validate` reports it there too. The API server also checks a CRD's defaults against its
+ * rules before any nested default is applied, so every CEL rule guards its fields with `has()`.
+ */
+export interface CrossFieldRule {
+  at: readonly string[];
+  cel: string;
+  message: string;
+  /** True when the (defaulted) node at `at` satisfies the rule. */
+  holds(node: unknown): boolean;
 }
+
+function crossFieldRule<T>(at: readonly string[], cel: string, message: string, holds: (node: T) => boolean): CrossFieldRule {
+  return { at, cel, message, holds: holds as (node: unknown) => boolean };
+}
+
+type ModelNode = z.output<typeof ModelPolicy>;
+type LimitsNode = z.output<typeof Limits>;
+const WINDOWS = ['requestsPerMinute', 'tokensPerMinute', 'requestsPerDay', 'tokensPerDay'] as const;
+
+export const ROUTE_RULES: readonly CrossFieldRule[] = [
+  crossFieldRule<ModelNode>(
+    ['model'],
+    '!has(self.default) || !has(self.allowed) || size(self.allowed) == 0 || self.default in self.allowed',
+    'model.default must be one of model.allowed',
+    (m) => m.default === undefined || m.allowed.length === 0 || m.allowed.includes(m.default),
+  ),
+  crossFieldRule<ModelNode>(
+    ['model'],
+    '!has(self.allowed) || size(self.allowed) == 0 || !has(self.fallbacks) || self.fallbacks.all(f, f in self.allowed)',
+    'every model.fallbacks entry must be one of model.allowed',
+    (m) => m.allowed.length === 0 || m.fallbacks.every((f) => m.allowed.includes(f)),
+  ),
+  crossFieldRule<ModelNode>(
+    ['model'],
+    '!has(self.allowed) || size(self.allowed) == 0 || !has(self.aliases) || self.aliases.all(a, self.aliases[a] in self.allowed)',
+    'every model.aliases target must be one of model.allowed',
+    (m) => m.allowed.length === 0 || Object.values(m.aliases).every((t) => m.allowed.includes(t)),
+  ),
+  crossFieldRule<z.output<typeof RetryPolicy>>(
+    ['retry'],
+    '!has(self.baseDelayMs) || !has(self.maxDelayMs) || self.baseDelayMs <= self.maxDelayMs',
+    'retry.baseDelayMs must not be greater than retry.maxDelayMs',
+    (r) => r.baseDelayMs <= r.maxDelayMs,
+  ),
+  ...WINDOWS.map((k) =>
+    crossFieldRule<LimitsNode>(
+      ['limits'],
+      `!has(self.route) || !has(self.perUser) || !has(self.route.${k}) || !has(self.perUser.${k}) || self.perUser.${k} <= self.route.${k}`,
+      `limits.perUser.${k} must not be above limits.route.${k}`,
+      (l) => {
+        const r = l.route?.[k];
+        const u = l.perUser?.[k];
+        return r === undefined || u === undefined || u <= r;
+      },
+    ),
+  ),
+];
+
+type BudgetNode = z.output<typeof AIBudgetSpecShape>;
+
+export const BUDGET_RULES: readonly CrossFieldRule[] = [
+  crossFieldRule<BudgetNode>(
+    [],
+    "self.onExhausted != 'degrade' || has(self.degradeTo)",
+    "degradeTo is required when onExhausted is 'degrade'",
+    (b) => b.onExhausted !== 'degrade' || b.degradeTo !== undefined,
+  ),
+  crossFieldRule<BudgetNode>(
+    [],
+    '!has(self.perUserLimitUSD) || self.perUserLimitUSD <= self.limitUSD',
+    'perUserLimitUSD must not be above limitUSD',
+    (b) => b.perUserLimitUSD === undefined || b.perUserLimitUSD <= b.limitUSD,
+  ),
+];
+
+function checkRules(rules: readonly CrossFieldRule[]) {
+  return (spec: unknown, ctx: z.RefinementCtx): void => {
+    for (const rule of rules) {
+      let node: unknown = spec;
+      for (const key of rule.at) node = node === undefined ? undefined : (node as Record<string, unknown>)[key];
+      // An absent node has no rule to break, as on the API server.
+      if (node !== undefined && !rule.holds(node)) ctx.addIssue({ code: 'custom', path: [...rule.at], message: rule.message });
+    }
+  };
+}
+
+const checkRouteRules = checkRules(ROUTE_RULES);
 
 export const AIRouteSpec = AIRouteSpecShape.superRefine(checkRouteRules);
 export type AIRouteSpec = z.output<typeof AIRouteSpec>;
 
-export const AIBudgetSpec = z
+const AIBudgetSpecShape = z
   .object({
     routeSelector: LabelSelector.optional(),
     period: z.enum(['daily', 'weekly', 'monthly']).default('monthly'),
@@ -271,15 +339,9 @@ export const AIBudgetSpec = z
     degradeTo: modelName.optional(),
     alertAt: z.array(z.number().gt(0, 'alertAt values are fractions above 0').max(1, 'alertAt values are fractions up to 1')).default([0.5, 0.8, 1]),
   })
-  .strict()
-  .superRefine((spec, ctx) => {
-    if (spec.onExhausted === 'degrade' && spec.degradeTo === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['degradeTo'], message: "degradeTo is required when onExhausted is 'degrade'" });
-    }
-    if (spec.perUserLimitUSD !== undefined && spec.perUserLimitUSD > spec.limitUSD) {
-      ctx.addIssue({ code: 'custom', path: ['perUserLimitUSD'], message: 'perUserLimitUSD must not be above limitUSD' });
-    }
-  });
+  .strict();
+
+export const AIBudgetSpec = AIBudgetSpecShape.superRefine(checkRules(BUDGET_RULES));
 export type AIBudgetSpec = z.output<typeof AIBudgetSpec>;
 
 const ObjectMeta = z
@@ -300,6 +362,46 @@ function resource<K extends string, S extends z.ZodType>(kind: K, spec: S) {
     status: z.unknown().optional(),
   });
 }
+
+/** A standard Kubernetes condition (metav1.Condition). */
+export const Condition = z.object({
+  type: z.string().min(1),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string(),
+  reason: z.string().min(1),
+  message: z.string(),
+});
+export type Condition = z.output<typeof Condition>;
+
+/** Written by the operator only (status subresource). */
+export const AIRouteStatus = z.object({
+  observedGeneration: z.number().int().min(0).optional(),
+  /** `Ready`: the route is in its ConfigMap and everything it references exists. */
+  conditions: z.array(Condition).optional(),
+  /** The ConfigMap holding the rendered config for this route's pods. */
+  configMap: z.string().optional(),
+  /** Running pods whose sidecar serves this route. */
+  sidecars: z.number().int().min(0).optional(),
+});
+export type AIRouteStatus = z.output<typeof AIRouteStatus>;
+
+export const AIBudgetStatus = z.object({
+  observedGeneration: z.number().int().min(0).optional(),
+  /** `Ready`, and `Exhausted` (True once spend reaches limitUSD in the current period). */
+  conditions: z.array(Condition).optional(),
+  /** Decimal strings, so no float rounding shows in kubectl: `"123.45"`. */
+  spentUSD: z.string().optional(),
+  remainingUSD: z.string().optional(),
+  /** Start of the current period (UTC, RFC 3339). */
+  periodStart: z.string().optional(),
+  /**
+   * The last spend each sidecar pod reported in this period, so an operator that restarts adds
+   * only what is new instead of counting a pod twice.
+   */
+  sidecarSpend: z.array(z.object({ uid: z.string(), pod: z.string(), spentUSD: z.number().min(0) })).optional(),
+});
+export type AIBudgetStatus = z.output<typeof AIBudgetStatus>;
 
 export const AIRoute = resource('AIRoute', AIRouteSpec);
 export type AIRoute = z.output<typeof AIRoute>;
@@ -330,6 +432,21 @@ export const RenderedBudget = z
     onExhausted: z.enum(['block', 'degrade', 'alert']),
     degradeTo: modelName.optional(),
     alertAt: z.array(z.number()),
+    /**
+     * Spend of every replica in one period, as last added up by the operator from the sidecars'
+     * /usage. A sidecar counts at least this much for that period (plus what it spent since it
+     * received it), so every replica blocks once the budget is exhausted and a restarted sidecar
+     * starts from the right total. Ignored once `period` is over.
+     */
+    reported: z
+      .object({
+        /** The period's key, as in the sidecar's counters: `2026-11`, `2026-11-25`, `2026-W-2026-11-23`. */
+        period: z.string().min(1),
+        spentUSD: z.number().min(0),
+        exhausted: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RenderedBudget = z.output<typeof RenderedBudget>;
