@@ -154,11 +154,13 @@ describe('other endpoints', () => {
 
 describe('telemetry', () => {
   it('writes one log line per request and OpenTelemetry-named metrics', async () => {
-    const before = env.sidecar.requestLogs().length;
-    await env.client.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'metrics' }] });
-    await env.client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'refused' }] }).catch(() => undefined);
+    // Counted by request id: a line of an earlier test may still be on its way in.
+    await env.client.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'metrics' }] }, { headers: { 'x-request-id': 'telemetry-ok' } });
+    await env.client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'refused' }] }, { headers: { 'x-request-id': 'telemetry-refused' } }).catch(() => undefined);
     await env.sidecar.waitForLog((l) => l.msg === 'request' && l.error_code === 'model_not_allowed');
-    expect(env.sidecar.requestLogs().length - before).toBe(2);
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = env.sidecar.requestLogs().filter((l) => String(l.request_id).startsWith('telemetry-'));
+    expect(lines.map((l) => l.request_id).sort()).toEqual(['telemetry-ok', 'telemetry-refused']);
     const metrics = await (await fetch(`${env.sidecar.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/gen_ai_client_token_usage_bucket\{.*gen_ai_token_type="input".*\}/);
     expect(metrics).toMatch(/gen_ai_client_operation_duration_seconds_count\{.*gen_ai_request_model="gpt-4.1-mini"/);
