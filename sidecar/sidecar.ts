@@ -10,7 +10,8 @@ import { NANO_PER_USD, type BudgetLevel } from './state/types.ts';
 import { Breakers, type BreakerState } from './policy/breaker.ts';
 import { ConcurrencyGate } from './policy/concurrency.ts';
 import { IdempotencyCache } from './policy/idempotency.ts';
-import type { RuntimeRoute } from './config/runtime.ts';
+import type { RuntimeConfig, RuntimeRoute } from './config/runtime.ts';
+import { periodOf } from './policy/periods.ts';
 import type { BudgetUse } from './pipeline/admission.ts';
 
 export interface SidecarOptions {
@@ -54,7 +55,26 @@ export class Sidecar {
     this.log = opts.log;
     this.state = opts.state;
     this.keys = new KeyStore(opts.log, this.metrics, opts.pollMs);
-    this.config = new ConfigStore({ path: opts.configPath, secretsDir: opts.secretsDir, keys: this.keys, log: opts.log, metrics: this.metrics });
+    this.config = new ConfigStore({ path: opts.configPath, secretsDir: opts.secretsDir, keys: this.keys, log: opts.log, metrics: this.metrics, onLoad: (c) => this.applyReported(c) });
+  }
+
+  /**
+   * The operator's sum of every replica's spend becomes a floor for this period's counter, so a
+   * budget exhausted elsewhere blocks here too and a fresh sidecar does not start from zero.
+   */
+  private applyReported(config: RuntimeConfig, now = Date.now()): void {
+    if (!this.state.setFloors) return;
+    const floors: Array<{ key: string; spent: number; expiresAt: number }> = [];
+    for (const b of config.source.budgets) {
+      if (!b.reported) continue;
+      const period = periodOf(b.period, now);
+      // A sum from a period that has ended says nothing about this one.
+      if (b.reported.period !== period.key) continue;
+      const usd = b.reported.exhausted ? Math.max(b.reported.spentUSD, b.limitUSD) : b.reported.spentUSD;
+      // Same counter key as admission's budget reservations.
+      floors.push({ key: `b:${b.namespace}/${b.name}:${period.key}`, spent: Math.round(usd * NANO_PER_USD), expiresAt: period.end });
+    }
+    this.state.setFloors(floors, now);
   }
 
   /** Ready: a config is in force, every key it needs is readable, and no shutdown has begun. */
@@ -122,7 +142,7 @@ export class Sidecar {
 
   /** Counters per route since start, and budget spend per period (the operator adds these up across pods). */
   async usageReport(): Promise<unknown> {
-    type Row = { period: string; spent_usd: number; reserved_usd: number; limit_usd?: number; users: Record<string, { spent_usd: number; reserved_usd: number }> };
+    type Row = { period: string; spent_usd: number; reserved_usd: number; refused?: number; limit_usd?: number; users: Record<string, { spent_usd: number; reserved_usd: number }> };
     const budgets: Record<string, Row> = {};
     const limits = new Map((this.config.current?.source.budgets ?? []).map((b) => [`${b.namespace}/${b.name}`, b.limitUSD]));
     for (const [key, level] of await this.state.snapshot(Date.now())) {
@@ -133,7 +153,7 @@ export class Sidecar {
       const row = (budgets[`${name}@${period}`] ??= { period, spent_usd: 0, reserved_usd: 0, users: {}, ...(limits.has(name) ? { limit_usd: limits.get(name) as number } : {}) });
       const amounts = { spent_usd: level.spent / NANO_PER_USD, reserved_usd: level.reserved / NANO_PER_USD };
       if (user) row.users[user] = amounts;
-      else Object.assign(row, amounts);
+      else Object.assign(row, amounts, level.refused ? { refused: level.refused } : {});
     }
     return {
       since: this.startedAt.toISOString(),

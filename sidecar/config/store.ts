@@ -27,8 +27,10 @@ export class ConfigStore {
   /** The raw files last seen: the poll only parses and validates when they change. */
   private lastText: string | undefined;
   private again = false;
+  private readonly onLoad: ((config: RuntimeConfig) => void) | undefined;
 
-  constructor(opts: { path: string; secretsDir: string; keys: KeyStore; log: Logger; metrics: Metrics }) {
+  constructor(opts: { path: string; secretsDir: string; keys: KeyStore; log: Logger; metrics: Metrics; onLoad?: (config: RuntimeConfig) => void }) {
+    this.onLoad = opts.onLoad;
     this.path = opts.path;
     this.secretsDir = opts.secretsDir;
     this.keys = opts.keys;
@@ -99,6 +101,7 @@ export class ConfigStore {
     await this.keys.use(next.routes.flatMap((r) => [r.keyPath, r.userHashKeyPath].filter((p): p is string => p !== null)));
     const previous = this.current?.version ?? null;
     this.current = next;
+    this.onLoad?.(next);
     this.metrics.configReloads.inc({ result: 'success' });
     this.metrics.setConfigVersion(next.version);
     this.log.info({ event: 'config_loaded', version: next.version, previous, routes: next.routes.map((r) => r.id) }, 'config loaded');

@@ -62,6 +62,8 @@ export interface BudgetLevel {
   spent: NanoUSD;
   /** Reserved by calls in flight. */
   reserved: NanoUSD;
+  /** Reservations refused in this period for lack of budget (stores that count them: the local one). */
+  refused?: number;
 }
 
 export interface StateStore {
