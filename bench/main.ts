@@ -25,8 +25,10 @@ import {
   TARGET_NAMES,
   type SimulatorProcess,
   type Target,
+  type EnvelopeOptions,
   type TargetName,
 } from './servers.ts';
+import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
 
 export interface Plan {
   mode: 'full' | 'quick';
@@ -69,9 +71,12 @@ const USAGE = `Usage: npm run bench -- [--quick] [--soak-seconds N] [--only NAME
   --soak-seconds N  how long each ai-envelope target is soaked (default 60; the issue's target is 300)
   --only NAMES      run only these targets (direct, the floor, always runs): ${TARGET_NAMES.join(', ')}
   --profile         run the sidecars under --cpu-prof; profiles go to bench/results/profiles
+  --sidecar-node-options=STR
+                    NODE_OPTIONS for the sidecars instead of the deployed ones (sidecar/runtime.ts);
+                    '' for Node's defaults (experiments)
 `;
 
-function parsePlan(argv: string[]): { plan: Plan; only: TargetName[]; profile: boolean } {
+function parsePlan(argv: string[]): { plan: Plan; only: TargetName[]; profile: boolean; nodeOptions: string } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -79,6 +84,7 @@ function parsePlan(argv: string[]): { plan: Plan; only: TargetName[]; profile: b
       'soak-seconds': { type: 'string' },
       only: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'sidecar-node-options': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -100,12 +106,12 @@ function parsePlan(argv: string[]): { plan: Plan; only: TargetName[]; profile: b
     if (unknown.length) throw new Error(`--only: unknown target ${unknown.join(', ')}; known: ${TARGET_NAMES.join(', ')}`);
     only = TARGET_NAMES.filter((n) => n === 'direct' || asked.includes(n));
   }
-  return { plan, only, profile: values.profile };
+  return { plan, only, profile: values.profile, nodeOptions: values['sidecar-node-options'] ?? SIDECAR_NODE_OPTIONS };
 }
 
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
-async function startTarget(name: TargetName, sim: SimulatorProcess, work: string, profileDir: string | undefined): Promise<Target> {
+async function startTarget(name: TargetName, sim: SimulatorProcess, work: string, opts: EnvelopeOptions): Promise<Target> {
   switch (name) {
     case 'direct':
       return directTarget(sim);
@@ -114,9 +120,9 @@ async function startTarget(name: TargetName, sim: SimulatorProcess, work: string
     case 'portkey':
       return startPortkey(sim);
     case 'envelope-none':
-      return startEnvelope('none', sim, work, profileDir ? { profileDir } : {});
+      return startEnvelope('none', sim, work, opts);
     case 'envelope-full':
-      return startEnvelope('full', sim, work, profileDir ? { profileDir } : {});
+      return startEnvelope('full', sim, work, opts);
   }
 }
 
@@ -145,7 +151,7 @@ function brief(p: PhaseResult): string {
 }
 
 async function run(argv: string[]): Promise<void> {
-  const { plan, only, profile } = parsePlan(argv);
+  const { plan, only, profile, nodeOptions } = parsePlan(argv);
   assertBuilt();
   const began = Date.now();
   const machine = machineInfo();
@@ -164,7 +170,7 @@ async function run(argv: string[]): Promise<void> {
   const targets: Target[] = [];
   for (const name of only) {
     say(`starting ${LABELS[name]}`);
-    targets.push(await startTarget(name, sim, work, profileDir));
+    targets.push(await startTarget(name, sim, work, { nodeOptions, ...(profileDir ? { profileDir } : {}) }));
   }
   await new Promise((r) => setTimeout(r, 1_000));
   const rest: Record<string, number> = {};

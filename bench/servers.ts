@@ -292,8 +292,8 @@ function majorGCs(logFile: string, spawnedAt: number): GcPoint[] {
 export interface EnvelopeOptions {
   /** Write a V8 CPU profile here when the sidecar exits. */
   profileDir?: string;
-  /** V8 / Node flags to try on the sidecar (experiments); the product's own defaults apply regardless. */
-  nodeFlags?: string[];
+  /** NODE_OPTIONS of the sidecar: the injected pods' (sidecar/runtime.ts) unless an experiment says otherwise. */
+  nodeOptions?: string;
 }
 
 export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProcess, workDir: string, opts: EnvelopeOptions = {}): Promise<Target> {
@@ -310,12 +310,12 @@ export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProc
   const logFd = openSync(logFile, 'w');
   const profileName = `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`;
   // --trace-gc: one line per GC on stdout, among the JSON lines (which it never splits).
-  const nodeFlags = ['--trace-gc', ...(opts.nodeFlags ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', profileName] : [])];
+  const nodeFlags = ['--trace-gc', ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', profileName] : [])];
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
   const args = [...nodeFlags, CLI, 'sidecar', '-f', config, '--port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'];
   args.push('--secrets-dir', join(dir, 'secrets'), '--state-dir', state, '--grace-seconds', '2');
   const spawnedAt = performance.now();
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', logFd, 'pipe'] }));
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: opts.nodeOptions ?? '' }, stdio: ['ignore', logFd, 'pipe'] }));
   closeSync(logFd);
   const err = tail(child.stderr);
   const logTail = () => `${err()}\n${readFileSync(logFile, 'utf8').slice(-4_096)}`;
