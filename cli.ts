@@ -21,10 +21,22 @@ Commands:
   operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
            [--lease-seconds 15] [--spend-interval-seconds 15] [--resync-seconds 60]
            [--watch-timeout-seconds 300] [--workers 8]
+           [--webhook-port 9443] [--webhook-host 0.0.0.0] [--webhook-config ai-envelope-injector]
+           [--webhook-service ai-envelope-webhook] [--webhook-url URL | --webhook-cert-dir DIR] [--no-webhook]
+           [--sidecar-image IMAGE] [--sidecar-proxy-port 4141] [--sidecar-admin-port 4142]
+           [--native-sidecar auto|always|never]
         Run the operator: AIRoutes and AIBudgets into ConfigMaps and status, spend read from the
         sidecars. In-cluster config unless --kubeconfig; the leader-election Lease lives in --namespace
         (default: POD_NAMESPACE). --metrics-port serves /metrics, /healthz, /readyz (0: any free port).
         --watch-timeout-seconds 0 leaves each watch's length to the API server.
+        Every replica serves the injection webhook on --webhook-port with a certificate from the
+        operator's own CA (kept in a Secret of --namespace); the leader keeps the caBundle of the
+        MutatingWebhookConfiguration --webhook-config current. --webhook-service: the Service named
+        in the certificate. --webhook-url https://HOST:PORT: for an operator outside the cluster, where
+        the API server reaches it (written into the configuration). --webhook-cert-dir: serve tls.crt
+        and tls.key from there instead (cert-manager), writing nothing. --no-webhook: no injection.
+        The sidecar it injects: --sidecar-image and ports; --native-sidecar auto decides from the
+        server version (1.29+). More settings as JSON in AI_ENVELOPE_INJECT; flags win.
   help                 Show this text.
 `;
 
@@ -157,6 +169,17 @@ async function operator(args: string[]): Promise<number> {
     'resync-seconds': { type: 'string' },
     'watch-timeout-seconds': { type: 'string' },
     workers: { type: 'string' },
+    'webhook-port': { type: 'string' },
+    'webhook-host': { type: 'string' },
+    'webhook-config': { type: 'string' },
+    'webhook-service': { type: 'string' },
+    'webhook-url': { type: 'string' },
+    'webhook-cert-dir': { type: 'string' },
+    'no-webhook': { type: 'boolean' },
+    'sidecar-image': { type: 'string' },
+    'sidecar-proxy-port': { type: 'string' },
+    'sidecar-admin-port': { type: 'string' },
+    'native-sidecar': { type: 'string' },
   });
   const namespace = v.namespace ?? process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError('--namespace (or POD_NAMESPACE) is required: the leader-election Lease lives there');
@@ -165,10 +188,12 @@ async function operator(args: string[]): Promise<number> {
     if (n === 0) throw new UsageError(`--${name} must be greater than 0`);
     return n;
   };
+  const webhook = await webhookOptions(v);
   const { startOperator } = await import('./operator/main.ts');
   const { createOperatorLogger } = await import('./operator/log.ts');
   const log = createOperatorLogger();
   const running = await startOperator({
+    ...(webhook ? { webhook } : {}),
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
     namespace,
     metricsPort: int(v['metrics-port'], 'metrics-port', 8080),
@@ -191,6 +216,66 @@ async function operator(args: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+const WEBHOOK_FLAGS = ['webhook-port', 'webhook-host', 'webhook-config', 'webhook-service', 'webhook-url', 'webhook-cert-dir', 'sidecar-image', 'sidecar-proxy-port', 'sidecar-admin-port', 'native-sidecar'] as const;
+
+/** The operator's webhook flags, checked, merged over AI_ENVELOPE_INJECT; undefined with --no-webhook. */
+async function webhookOptions(v: Partial<Record<(typeof WEBHOOK_FLAGS)[number], string>> & { 'no-webhook'?: boolean }) {
+  if (v['no-webhook']) {
+    const given = WEBHOOK_FLAGS.filter((f) => v[f] !== undefined);
+    if (given.length > 0) throw new UsageError(`--no-webhook cannot be combined with ${given.map((f) => `--${f}`).join(', ')}`);
+    return undefined;
+  }
+  const port = (value: string | undefined, name: string, fallback: number, min: number) => {
+    const n = int(value, name, fallback);
+    if (n < min || n > 65535) throw new UsageError(`--${name} must be a port number (${min}-65535), got '${value}'`);
+    return n;
+  };
+  const url = v['webhook-url'];
+  if (url !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError(`--webhook-url must be a URL like https://127.0.0.1:9443, got '${url}'`);
+    }
+    if (parsed.protocol !== 'https:' || (parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search || parsed.hash || parsed.username) {
+      throw new UsageError(`--webhook-url must be an https base URL without a path (the operator adds its own), got '${url}'`);
+    }
+    if (v['webhook-cert-dir'] !== undefined) throw new UsageError('--webhook-url and --webhook-cert-dir exclude each other: with cert-manager the chart\'s Service is the address');
+  }
+  const native = v['native-sidecar'];
+  if (native !== undefined && native !== 'auto' && native !== 'always' && native !== 'never') throw new UsageError(`--native-sidecar must be auto, always or never, got '${native}'`);
+  const image = v['sidecar-image'];
+  if (image !== undefined && !/^\S+$/.test(image)) throw new UsageError(`--sidecar-image must be an image reference, got '${image}'`);
+  const proxyPort = v['sidecar-proxy-port'] === undefined ? undefined : port(v['sidecar-proxy-port'], 'sidecar-proxy-port', 4141, 1);
+  const adminPort = v['sidecar-admin-port'] === undefined ? undefined : port(v['sidecar-admin-port'], 'sidecar-admin-port', 4142, 1);
+  if (proxyPort !== undefined && proxyPort === adminPort) throw new UsageError('--sidecar-proxy-port and --sidecar-admin-port must differ');
+  const { injectOptionsFromEnv } = await import('./operator/webhook/server.ts');
+  let fromEnv;
+  try {
+    fromEnv = injectOptionsFromEnv();
+  } catch (err) {
+    const message = (err as Error).message;
+    throw new UsageError(message.startsWith('AI_ENVELOPE_INJECT') ? message : `AI_ENVELOPE_INJECT: ${message}`);
+  }
+  const inject = {
+    ...fromEnv,
+    ...(image ? { image } : {}),
+    ...(proxyPort !== undefined ? { proxyPort } : {}),
+    ...(adminPort !== undefined ? { adminPort } : {}),
+    ...(native ? { nativeSidecar: native as 'auto' | 'always' | 'never' } : {}),
+  };
+  return {
+    port: port(v['webhook-port'], 'webhook-port', 9443, 0),
+    host: v['webhook-host'] ?? '0.0.0.0',
+    ...(v['webhook-config'] ? { configName: v['webhook-config'] } : {}),
+    ...(v['webhook-service'] ? { serviceName: v['webhook-service'] } : {}),
+    ...(url ? { url: url.replace(/\/+$/, '') } : {}),
+    ...(v['webhook-cert-dir'] ? { certDir: v['webhook-cert-dir'] } : {}),
+    inject,
+  };
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator };

@@ -7,6 +7,7 @@ import { LeaderElector, defaultIdentity } from './leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { startAdmin } from './admin.ts';
 import { LEASE_NAME } from './rbac.ts';
+import { startWebhook, startWebhookFromFiles, type RunningWebhook, type WebhookOptions } from './webhook/server.ts';
 
 export interface OperatorOptions {
   kubeconfig?: string;
@@ -21,12 +22,19 @@ export interface OperatorOptions {
   resyncSeconds: number;
   spendIntervalSeconds: number;
   workers: number;
+  /** Serve the injection webhook (every replica serves; only the leader writes its TLS Secret and caBundle). */
+  webhook?: Omit<WebhookOptions, 'client' | 'log' | 'namespace' | 'isLeader' | 'registry'> & {
+    /** Certificates from files (cert-manager's Secret mounted there) instead of the operator's own CA. */
+    certDir?: string;
+  };
 }
 
 export interface RunningOperator {
   controller: Controller;
   leader: LeaderElector;
   metricsPort: number;
+  /** The injection webhook, when it was asked for. */
+  webhook?: Omit<RunningWebhook, 'tls'> & { tls?: RunningWebhook['tls'] };
   shutdown(): Promise<void>;
 }
 
@@ -58,6 +66,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     spendIntervalMs: opts.spendIntervalSeconds * 1000,
     scrapeTimeoutMs: Math.max(500, Math.min(5000, opts.spendIntervalSeconds * 500)),
   });
+  let webhook: RunningOperator['webhook'];
   const deadline = ((opts.watchTimeoutSeconds > 0 ? opts.watchTimeoutSeconds : 3600) + 30) * 1000;
   const admin = await startAdmin(
     metrics,
@@ -66,6 +75,8 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         const reasons: string[] = [];
         const silence = (controller as Controller).silence();
         if (!(controller as Controller).synced()) reasons.push('watches have not listed yet');
+        // The webhook Service sends admissions to ready replicas only: one still loading its certificate is not.
+        if (opts.webhook && !webhook) reasons.push('webhook not serving yet');
         for (const [resource, s] of Object.entries(silence)) if (s * 1000 > deadline) reasons.push(`watch of ${resource} silent for ${s} s`);
         return { ready: reasons.length === 0, reasons, detail: { leader: leader.isLeader(), identity, watch_silence_seconds: silence } };
       },
@@ -75,16 +86,31 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   );
   controller.start();
   leader.start();
-  log.info({ event: 'started', metrics_port: admin.port, identity, lease: `${opts.namespace}/${LEASE_NAME}`, server: client.server }, 'operator started');
+  if (opts.webhook) {
+    const { certDir, ...w } = opts.webhook;
+    const common = { ...w, client, log, namespace: opts.namespace, isLeader: () => leader.isLeader(), registry: metrics.registry };
+    try {
+      webhook = certDir ? await startWebhookFromFiles({ ...common, certDir }) : await startWebhook(common);
+    } catch (err) {
+      await controller.stop();
+      await leader.stop();
+      await new Promise<void>((resolve) => admin.server.close(() => resolve()));
+      await client.close();
+      throw err;
+    }
+  }
+  log.info({ event: 'started', metrics_port: admin.port, webhook_port: webhook?.port ?? null, identity, lease: `${opts.namespace}/${LEASE_NAME}`, server: client.server }, 'operator started');
 
   let stopping: Promise<void> | undefined;
   return {
     controller,
     leader,
     metricsPort: admin.port,
+    ...(webhook ? { webhook } : {}),
     shutdown: () =>
       (stopping ??= (async () => {
         log.info({ event: 'stopping' }, 'stopping: no more writes, releasing the lease');
+        await webhook?.stop();
         await (controller as Controller).stop();
         await leader.stop();
         await new Promise<void>((resolve) => admin.server.close(() => resolve()));

@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { KubeClient, KubeList, KubeObject } from '../kube/client.ts';
 import { decide, DEFAULT_INJECT_OPTIONS, parseServerVersion, type InjectOptions, type NamespaceFacts, type ServerVersion } from './inject.ts';
@@ -117,14 +119,13 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
   const { client, log } = opts;
   const configName = opts.configName ?? WEBHOOK_CONFIG_NAME;
   const serviceName = opts.serviceName ?? 'ai-envelope-webhook';
-  const inject: InjectOptions = { ...DEFAULT_INJECT_OPTIONS, ...opts.inject };
   const checkMs = (opts.checkSeconds ?? 30) * 1000;
   const policyBase = { ...DEFAULT_TLS_POLICY, ...opts.tls };
   // A replica that has not reloaded yet must still be trusted: the overlap spans several checks.
   const policy: TlsPolicy = { ...policyBase, overlapSeconds: Math.max(policyBase.overlapSeconds, (3 * checkMs) / 1000), hosts: servingHosts(serviceName, opts.namespace, opts.url) };
   const metrics = new WebhookMetrics(opts.registry);
 
-  let server: Server | undefined;
+  let serving: ServingSink | undefined;
   let pending: { cert: string; key: string } | undefined;
   const tls = new WebhookTls({
     client,
@@ -134,14 +135,71 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
     policy,
     isLeader: opts.isLeader,
     config: { name: configName, ...(opts.url ? { url: `${opts.url.replace(/\/+$/, '')}${WEBHOOK_PATH}` } : {}) },
-    onServing: (serving) => {
-      metrics.certExpiry.set(Date.parse(new X509Certificate(serving.certPem).validTo) / 1000);
-      const ctx = { cert: serving.certPem, key: serving.keyPem };
-      if (server) server.setSecureContext(ctx);
+    onServing: (s) => {
+      metrics.certExpiry.set(Date.parse(new X509Certificate(s.certPem).validTo) / 1000);
+      const ctx = { cert: s.certPem, key: s.keyPem };
+      if (serving) serving(ctx);
       else pending = ctx;
     },
   });
   await tls.start();
+  const running = await serve(opts, metrics, pending as { cert: string; key: string }, (sink) => (serving = sink), () => tls.check(), checkMs);
+  log.info({ event: 'webhook_started', port: running.port, config: configName, url: opts.url ?? null }, 'injection webhook listening');
+  return { ...running, tls };
+}
+
+/**
+ * The webhook with a certificate from files (`tls.crt`, `tls.key` in `certDir`): a Secret that
+ * cert-manager keeps, mounted into the operator. cert-manager's CA injector fills the caBundle, so
+ * this replica writes nothing; it rereads the files at every check, which picks up a renewal
+ * without a restart (the kubelet swaps the mounted files).
+ */
+export async function startWebhookFromFiles(opts: Omit<WebhookOptions, 'url' | 'tls' | 'secretName' | 'configName' | 'serviceName'> & { certDir: string }): Promise<Omit<RunningWebhook, 'tls'>> {
+  const checkMs = (opts.checkSeconds ?? 30) * 1000;
+  const metrics = new WebhookMetrics(opts.registry);
+  const read = async () => {
+    const [cert, key] = await Promise.all([readFile(join(opts.certDir, 'tls.crt'), 'utf8'), readFile(join(opts.certDir, 'tls.key'), 'utf8')]);
+    return { cert, key };
+  };
+  let current = await read();
+  let sink: ServingSink | undefined;
+  const load = (ctx: { cert: string; key: string }) => {
+    metrics.certExpiry.set(Date.parse(new X509Certificate(ctx.cert).validTo) / 1000);
+    sink?.(ctx);
+  };
+  load(current);
+  const running = await serve(
+    opts,
+    metrics,
+    current,
+    (s) => (sink = s),
+    async () => {
+      const next = await read();
+      if (next.cert === current.cert && next.key === current.key) return;
+      current = next;
+      load(next);
+      opts.log.info({ event: 'webhook_certificate_loaded', not_after: new X509Certificate(next.cert).validTo, source: opts.certDir }, 'webhook serving certificate reloaded from files');
+    },
+    checkMs,
+  );
+  opts.log.info({ event: 'webhook_started', port: running.port, cert_dir: opts.certDir }, 'injection webhook listening');
+  return running;
+}
+
+type ServingSink = (ctx: { cert: string; key: string }) => void;
+
+/** The HTTPS server and the periodic certificate check, whatever keeps the certificate. */
+async function serve(
+  opts: Pick<WebhookOptions, 'client' | 'log' | 'port' | 'host' | 'inject'>,
+  metrics: WebhookMetrics,
+  initial: { cert: string; key: string },
+  onSink: (sink: ServingSink) => void,
+  check: () => Promise<void>,
+  checkMs: number,
+): Promise<Omit<RunningWebhook, 'tls'>> {
+  const { client, log } = opts;
+  const inject: InjectOptions = { ...DEFAULT_INJECT_OPTIONS, ...opts.inject };
+  let server: Server | undefined;
 
   let version: { value: ServerVersion; at: number } | undefined;
   const serverVersion = async (): Promise<ServerVersion> => {
@@ -228,20 +286,17 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
     }
   };
 
-  const ctx = pending as { cert: string; key: string };
-  server = createServer({ ...ctx, minVersion: 'TLSv1.2' }, (req, res) => void handle(req, res));
+  server = createServer({ ...initial, minVersion: 'TLSv1.2' }, (req, res) => void handle(req, res));
+  onSink((ctx) => (server as Server).setSecureContext(ctx));
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const port = await new Promise<number>((resolve, reject) => {
     (server as Server).once('error', reject);
     (server as Server).listen(opts.port, opts.host ?? '0.0.0.0', () => resolve(((server as Server).address() as AddressInfo).port));
   });
-  log.info({ event: 'webhook_started', port, config: configName, url: opts.url ?? null }, 'injection webhook listening');
-
   let checking: Promise<void> | undefined;
   const timer = setInterval(() => {
-    checking ??= tls
-      .check()
+    checking ??= check()
       .catch((err: Error) => log.warn({ event: 'webhook_tls_check_failed', err: err.message }, 'webhook TLS check failed; retrying at the next one'))
       .finally(() => (checking = undefined));
   }, checkMs);
@@ -250,7 +305,6 @@ export async function startWebhook(opts: WebhookOptions): Promise<RunningWebhook
   return {
     port,
     server,
-    tls,
     options: inject,
     stop: async () => {
       clearInterval(timer);

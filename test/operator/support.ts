@@ -102,8 +102,9 @@ export interface OperatorProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startOperatorProcess(opts: { kubeconfig: string; args?: string[]; env?: Record<string, string> }): Promise<OperatorProcess> {
-  const args = [CLI, 'operator', '--kubeconfig', opts.kubeconfig, '--namespace', OPERATOR_NS, '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...(opts.args ?? [])];
+/** The operator CLI as a child process; without `webhook: true` it runs with --no-webhook (these tests are about the controller). */
+export async function startOperatorProcess(opts: { kubeconfig: string; args?: string[]; env?: Record<string, string>; webhook?: boolean; namespace?: string }): Promise<OperatorProcess> {
+  const args = [CLI, 'operator', '--kubeconfig', opts.kubeconfig, '--namespace', opts.namespace ?? OPERATOR_NS, '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...(opts.webhook ? [] : ['--no-webhook']), ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let partial = '';
