@@ -192,6 +192,35 @@ export function crdsYaml(): string {
     .join('---\n');
 }
 
+/** Where the Helm chart keeps the same CRDs, as templates (relative to this folder). */
+export const CHART_CRD_DIR = '../charts/ai-envelope/templates/crds/';
+
+/**
+ * The chart's CRD templates: the same objects behind `crds.install`, with the resource policy
+ * `keep` behind `crds.keep`. Templates rather than the chart's crds/ folder, because Helm installs
+ * that folder once and never upgrades it (docs/adr/0014-helm-chart.md).
+ */
+export function chartCrdTemplates(): Array<{ name: string; text: string }> {
+  return KINDS.map((k) => {
+    const body = stringify(crd(k), { lineWidth: 0 });
+    // Helm would read these as actions; the schemas have no reason to hold them.
+    if (body.includes('{{') || body.includes('}}')) throw new Error(`CRD ${k.plural}: '{{' or '}}' in the schema would break the chart template`);
+    const name = `${k.plural}.${GROUP}`;
+    const anchor = `metadata:\n  name: ${name}\n`;
+    if (!body.includes(anchor)) throw new Error(`CRD ${k.plural}: metadata not where expected`);
+    const keep = '  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n';
+    const text = [
+      '{{- /* Generated from crds/schema.ts by crds/generate.ts: do not edit. Regenerate with `npx node crds/generate.ts`. */ -}}',
+      '{{- if .Values.crds.install }}',
+      body.replace(anchor, anchor + keep).trimEnd(),
+      '{{- end }}',
+      '',
+    ].join('\n');
+    return { name: `${GROUP}_${k.plural}.yaml`, text };
+  });
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const f of crdFiles()) writeFileSync(fileURLToPath(new URL(f.name, import.meta.url)), f.yaml);
+  for (const f of chartCrdTemplates()) writeFileSync(fileURLToPath(new URL(CHART_CRD_DIR + f.name, import.meta.url)), f.text);
 }
