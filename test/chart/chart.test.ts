@@ -12,6 +12,7 @@ import { servingHosts } from '../../operator/webhook/server.ts';
 import { OPERATOR_NODE_OPTIONS } from '../../operator/runtime.ts';
 import { INJECT_LABEL } from '../../operator/reconcile/pods.ts';
 import { CHART_CRD_DIR, chartCrdTemplates, crdFiles } from '../../crds/generate.ts';
+import { imageCommand, localCommand } from '../support/image.ts';
 import { CHART_DIR, RELEASE_NS, ROOT, VALUE_SETS, find, helm, one, renderChart, valueArgs, type KubeManifest } from './support.ts';
 
 const CLI = join(ROOT, 'dist/cli.js');
@@ -108,6 +109,8 @@ describe('the operator Deployment', () => {
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, privileged: false, capabilities: { drop: ['ALL'] } });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    // The numeric user the image declares, so runAsNonRoot holds without reading /etc/passwd.
+    expect(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`).toBe(imageCommand().user);
     expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
     // The Service and the PodDisruptionBudget select exactly these pods.
     const labels = d.spec.template.metadata.labels;
@@ -122,7 +125,10 @@ describe('the operator Deployment', () => {
     const env = Object.fromEntries(c.env.filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]));
     // Past flag checks, the CLI reads the kubeconfig: a missing one is an I/O error (exit 1), where a
     // flag it does not know or a bad AI_ENVELOPE_INJECT would be a usage error (exit 2).
-    const r = spawnSync(process.execPath, [CLI, ...c.args, '--kubeconfig', join(ROOT, 'no-such-kubeconfig')], { env: { PATH: process.env.PATH, POD_NAMESPACE: RELEASE_NS, AI_ENVELOPE_INJECT: env.AI_ENVELOPE_INJECT }, encoding: 'utf8', timeout: 20_000 });
+    // The container sets no command: the image's ENTRYPOINT (the Dockerfile's) runs with the chart's args.
+    expect(c.command).toBeUndefined();
+    const argv = localCommand([...imageCommand().entrypoint, ...c.args, '--kubeconfig', join(ROOT, 'no-such-kubeconfig')]);
+    const r = spawnSync(argv[0] as string, argv.slice(1), { env: { PATH: process.env.PATH, POD_NAMESPACE: RELEASE_NS, AI_ENVELOPE_INJECT: env.AI_ENVELOPE_INJECT }, encoding: 'utf8', timeout: 20_000 });
     expect(r.stderr).toMatch(/no-such-kubeconfig/);
     expect(r.status).toBe(1);
     expect(c.args[0]).toBe('operator');
