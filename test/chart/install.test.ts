@@ -135,6 +135,9 @@ describeWithKube('the chart on a real API server', () => {
 
       const upgrade = await helm(['upgrade', 'ai-envelope', CHART_DIR, '--namespace', RELEASE_NS, ...valueArgs({ webhook: { failurePolicy: 'Ignore' } })], { kubeconfig, home });
       expect(upgrade.code, upgrade.stderr).toBe(0);
+      // NOTES.txt: what was installed and the next steps.
+      expect(upgrade.stdout).toMatch(/failurePolicy Ignore/);
+      expect(upgrade.stdout).toMatch(/ai-envelope\.dev\/inject: "true"/);
       const crd = await get(cp, `${CRD_API}/airoutes.ai-envelope.dev`);
       expect(columns(crd!)).toContain('Sidecars');
       expect(crd?.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
