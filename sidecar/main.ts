@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Sidecar } from './sidecar.ts';
-import { adminApp, proxyApp } from './server.ts';
+import { adminApp, proxyListener } from './server.ts';
 import { loadConfig } from '../crds/render.ts';
 import { LocalStore } from './state/local.ts';
 import { ResilientStore } from './state/resilient.ts';
@@ -58,7 +58,7 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
   await sidecar.config.reload();
   await sidecar.config.start(opts.pollMs);
 
-  const proxy = createServer({ keepAliveTimeout: 65_000 }, proxyApp(sidecar));
+  const proxy = createServer({ keepAliveTimeout: 65_000 }, proxyListener(sidecar));
   // Streams may be long; the route's own timeouts bound them, not Node's defaults.
   proxy.requestTimeout = 0;
   proxy.headersTimeout = 30_000;

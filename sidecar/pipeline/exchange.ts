@@ -43,7 +43,6 @@ export class Exchange {
       status: 0,
       attempts: 0,
       latency_ms: 0,
-      ...(typeof user === 'string' && user ? { user: hashUser(user) } : {}),
       ...(sidecar.config.current ? { config_version: sidecar.config.current.version } : {}),
     };
     res.setHeader('x-request-id', this.id);
@@ -63,7 +62,7 @@ export class Exchange {
     this.sidecar.metrics.inFlight.inc({ route: id });
     // Once the route is known, user digests are keyed (a plain hash of an email can be reversed).
     const key = this.hashKey(route);
-    if (this.rawUser && key) this.record.user = userHash(key, this.rawUser).slice(0, 16);
+    if (this.rawUser) this.record.user = key ? userHash(key, this.rawUser).slice(0, 16) : hashUser(this.rawUser);
   }
 
   /** The key for user hashes: the route's own hash Secret, else its API key. */
@@ -105,6 +104,8 @@ export class Exchange {
     } else if (r.status === 0) {
       r.status = this.res.statusCode;
     }
+    // Refused before a route was known: no route key to hash with, a plain digest still groups.
+    if (this.rawUser && r.user === undefined) r.user = hashUser(this.rawUser);
     r.latency_ms = Math.round((performance.now() - this.started) * 100) / 100;
     this.sidecar.inFlight--;
     if (this.routeForGauge) this.sidecar.metrics.inFlight.dec({ route: this.routeForGauge });

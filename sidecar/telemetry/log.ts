@@ -4,13 +4,30 @@
 import { pino, type Logger } from 'pino';
 import { createHash } from 'node:crypto';
 
+/**
+ * Logs go to stdout through an asynchronous destination: a synchronous write was one syscall per
+ * request on the hot path. Lines queue only while a write is in flight (no minimum batch, so a
+ * quiet sidecar still logs at once), and they are flushed synchronously when the process exits,
+ * normally or not (ADR 0015).
+ */
 export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({
-    level,
-    base: { component: 'sidecar' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
+  const destination = pino.destination({ dest: 1, sync: false });
+  process.once('exit', () => {
+    try {
+      destination.flushSync();
+    } catch {
+      // stdout already closed: nothing left to save.
+    }
   });
+  return pino(
+    {
+      level,
+      base: { component: 'sidecar' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
 }
 
 export interface RequestRecord {
