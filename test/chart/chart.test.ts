@@ -41,6 +41,7 @@ describe('helm lint and template', () => {
     ['the same port for proxy and admin', { injection: { proxyPort: 4142 } }, /proxyPort and injection.adminPort must differ/],
     ['a Redis URL that is not one', { injection: { redisURL: 'http://redis:6379' } }, /redisURL/],
     ['a timeout beyond what the API server allows', { webhook: { timeoutSeconds: 31 } }, /timeoutSeconds/],
+    ['a disruption budget that would block every drain', { replicaCount: 1 }, /minAvailable \(1\) must be below replicaCount \(1\)/],
     ['no ServiceAccount name when the chart does not make one', { serviceAccount: { create: false } }, /serviceAccount.name is required/],
   ])('refuses %s', async (_, values, message) => {
     const r = await helm(['template', 'ai-envelope', CHART_DIR, ...valueArgs(values)]);
