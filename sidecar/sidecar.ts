@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ConfigStore } from './config/store.ts';
 import { KeyStore } from './config/keys.ts';
 import { Metrics } from './telemetry/metrics.ts';
-import type { RequestRecord } from './telemetry/log.ts';
+import { requestLineWriter, type RequestRecord } from './telemetry/log.ts';
 import type { StateStore } from './state/types.ts';
 import { NANO_PER_USD, type BudgetLevel } from './state/types.ts';
 import { Breakers, type BreakerState } from './policy/breaker.ts';
@@ -36,6 +36,8 @@ interface RouteUsage {
 
 export class Sidecar {
   readonly log: Logger;
+  /** The request log line (invariant 6): one per exchange, written by Exchange.finish. */
+  readonly logRequest: (record: RequestRecord) => void;
   readonly metrics = new Metrics();
   readonly keys: KeyStore;
   readonly config: ConfigStore;
@@ -53,6 +55,7 @@ export class Sidecar {
 
   constructor(opts: SidecarOptions) {
     this.log = opts.log;
+    this.logRequest = requestLineWriter(opts.log);
     this.state = opts.state;
     this.keys = new KeyStore(opts.log, this.metrics, opts.pollMs);
     this.config = new ConfigStore({ path: opts.configPath, secretsDir: opts.secretsDir, keys: this.keys, log: opts.log, metrics: this.metrics, onLoad: (c) => this.applyReported(c) });

@@ -30,6 +30,26 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
   );
 }
 
+type Writable = { write(line: string): unknown };
+
+/**
+ * Writes the one line per request: the same shape and destination as the logger's own lines
+ * (level, time, the logger's bindings, the record, msg), serialised by a single JSON.stringify.
+ * pino assembles a line value by value, and at a line per call that was a tenth of everything
+ * the sidecar allocated (ADR 0015). Fields left undefined are left out, as pino does.
+ */
+export function requestLineWriter(log: Logger): (record: RequestRecord) => void {
+  const internals = log as unknown as Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as Writable;
+  // ',"component":"sidecar"' for the sidecar's logger: pino keeps its bindings serialised.
+  const bindings = String(internals[pino.symbols.chindingsSym] ?? '');
+  return (record) => {
+    if (!log.isLevelEnabled('info')) return;
+    const body = JSON.stringify(record);
+    stream.write(`{"level":"info","time":"${new Date().toISOString()}"${bindings}${body.length > 2 ? `,${body.slice(1, -1)}` : ''},"msg":"request"}\n`);
+  };
+}
+
 export interface RequestRecord {
   request_id: string;
   upstream_request_id?: string;
