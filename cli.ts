@@ -42,6 +42,24 @@ Commands:
 
 class UsageError extends Error {}
 
+/**
+ * Serves until SIGTERM or SIGINT, then shuts down and exits 0. Explicitly: pooled upstream and
+ * API server connections would otherwise keep the process alive.
+ */
+function untilSignal(log: { info(obj: object, msg: string): void }, shutdown: () => Promise<unknown>): Promise<number> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ event: 'signal', signal }, 'stopping');
+      void shutdown().then(() => {
+        resolve(0);
+        process.exit(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
@@ -117,18 +135,7 @@ async function sidecar(args: string[]): Promise<number> {
     pollMs: int(v['poll-ms'], 'poll-ms', 2000),
     log,
   });
-  return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ event: 'signal', signal }, 'stopping');
-      // Exit explicitly: pooled upstream connections would otherwise keep the process alive.
-      void running.shutdown().then(() => {
-        resolve(0);
-        process.exit(0);
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return untilSignal(log, running.shutdown);
 }
 
 async function simulator(args: string[]): Promise<number> {
@@ -205,17 +212,7 @@ async function operator(args: string[]): Promise<number> {
     workers: positive(v.workers, 'workers', 8),
     log,
   });
-  return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ event: 'signal', signal }, 'stopping');
-      void running.shutdown().then(() => {
-        resolve(0);
-        process.exit(0);
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return untilSignal(log, running.shutdown);
 }
 
 const WEBHOOK_FLAGS = ['webhook-port', 'webhook-host', 'webhook-config', 'webhook-service', 'webhook-url', 'webhook-cert-dir', 'sidecar-image', 'sidecar-proxy-port', 'sidecar-admin-port', 'native-sidecar'] as const;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { crdFiles } from '../../crds/generate.ts';
 import type { ControlPlane, KubeResponse } from '../support/kube.ts';
-import type { LogLine } from '../support/sidecar-process.ts';
+import { followJsonLog, type LogLine } from '../support/json-log.ts';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export const API = '/apis/ai-envelope.dev/v1alpha1';
@@ -106,49 +106,20 @@ export interface OperatorProcess {
 export async function startOperatorProcess(opts: { kubeconfig: string; args?: string[]; env?: Record<string, string>; webhook?: boolean; namespace?: string }): Promise<OperatorProcess> {
   const args = [CLI, 'operator', '--kubeconfig', opts.kubeconfig, '--namespace', opts.namespace ?? OPERATOR_NS, '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...(opts.webhook ? [] : ['--no-webhook']), ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let partial = '';
-  const lines: LogLine[] = [];
-  const waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    partial += chunk.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop() ?? '';
-    for (const text of parts) {
-      if (!text.trim()) continue;
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = { level: 'raw', msg: text };
-      }
-      lines.push(line);
-      for (const w of [...waiters]) if (w.pred(line)) waiters.splice(waiters.indexOf(w), 1) && w.resolve(line);
-    }
-  });
-  proc.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 15_000) =>
-    new Promise<LogLine>((resolve, reject) => {
-      const found = lines.find(pred);
-      if (found) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`operator log line not seen within ${timeoutMs} ms; output tail:\n${out.slice(-4000)}`)), timeoutMs);
-      waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-      void exited.then(() => (clearTimeout(timer), reject(new Error(`operator exited; output tail:\n${out.slice(-4000)}`))));
-    });
+  const log = followJsonLog(proc, 'operator');
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 15_000) => log.waitFor(pred, timeoutMs);
   const started = await waitForLog((l) => l.event === 'started' && typeof l.metrics_port === 'number');
   const metricsPort = started.metrics_port as number;
   return {
     proc,
     metricsPort,
-    logs: () => lines,
-    output: () => out,
+    logs: () => log.lines,
+    output: log.output,
     waitForLog,
     metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     stop: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
+      return log.exited;
     },
   };
 }

@@ -6,15 +6,11 @@ import { mkdtempSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { followJsonLog, type LogLine } from './json-log.ts';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
-export interface LogLine {
-  level: string;
-  msg: string;
-  event?: string;
-  [key: string]: unknown;
-}
+export type { LogLine } from './json-log.ts';
 
 export interface SidecarProcess {
   proc: ChildProcess;
@@ -36,54 +32,8 @@ export async function startSidecarProcess(opts: { config: string; secretsDir: st
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  const lines: LogLine[] = [];
-  let partial = '';
-  const waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    partial += chunk.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop() ?? '';
-    for (const text of parts) {
-      if (!text.trim()) continue;
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = { level: 'raw', msg: text };
-      }
-      lines.push(line);
-      for (const w of [...waiters]) {
-        if (w.pred(line)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    }
-  });
-  proc.stderr?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) =>
-    new Promise<LogLine>((resolve, reject) => {
-      const found = lines.find(pred);
-      if (found) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`log line not seen within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
-      waiters.push({
-        pred,
-        resolve: (l) => {
-          clearTimeout(timer);
-          resolve(l);
-        },
-      });
-      void exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`sidecar exited; output:\n${out}`));
-      });
-    });
+  const log = followJsonLog(proc, 'sidecar');
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) => log.waitFor(pred, timeoutMs);
 
   const started = await waitForLog((l) => l.event === 'started');
   const port = started.port as number;
@@ -94,13 +44,13 @@ export async function startSidecarProcess(opts: { config: string; secretsDir: st
     adminPort,
     url: `http://127.0.0.1:${port}/v1`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
-    output: () => out,
-    logs: () => lines,
-    requestLogs: () => lines.filter((l) => l.msg === 'request'),
+    output: log.output,
+    logs: () => log.lines,
+    requestLogs: () => log.lines.filter((l) => l.msg === 'request'),
     waitForLog,
     stop: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null) proc.kill(signal);
-      return exited;
+      return log.exited;
     },
   };
 }
