@@ -16,8 +16,9 @@ Commands:
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
   crds                 Print the CustomResourceDefinitions (the YAML in crds/), for kubectl apply -f -.
-  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50]
+  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50] [--answers FILE]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
+        --answers: scripted answers per input, prompt and model (YAML or JSON; simulator/README.md).
   operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
            [--lease-seconds 15] [--spend-interval-seconds 15] [--resync-seconds 60]
            [--watch-timeout-seconds 300] [--workers 8]
@@ -146,9 +147,11 @@ async function simulator(args: string[]): Promise<number> {
     'stream-delay-ms': { type: 'string' },
     'latency-ms': { type: 'string' },
     'batch-step-ms': { type: 'string' },
+    answers: { type: 'string' },
   });
-  const { startSimulator } = await import('./simulator/index.ts');
+  const { startSimulator, loadAnswers } = await import('./simulator/index.ts');
   const sim = await startSimulator({
+    ...(v.answers ? { answers: await loadAnswers(v.answers) } : {}),
     host: v.host ?? '127.0.0.1',
     port: int(v.port, 'port', 4010),
     ...(v['api-key'] ? { apiKeys: v['api-key'] } : {}),

@@ -1,3 +1,4 @@
+import { decideAnswer, promptTextOf, type Decided } from './answers.ts';
 import { ApiError, invalidParam, invalidType, missingParam } from './errors.ts';
 import { chooseTool, generate, replyText, structuredContent, textOf, toolArguments, type FunctionTool } from './generate.ts';
 import { ids, nowSeconds } from './ids.ts';
@@ -45,7 +46,8 @@ export function chatCompletions(ctx: HandlerCtx): Reply {
   const cached = cachedTokens(promptTokens, body.prompt_cache_key);
 
   const plans: ChoicePlan[] = [];
-  for (let i = 0; i < n; i++) plans.push(planChoice(model, body, tools, lastUserText, maxTokens));
+  const scripted = decideAnswer(ctx.state.answers, { model, lastUserText, promptText: promptTextOf(undefined, messages), toolNames: tools.map((t) => t.name), toolChoice: body.tool_choice });
+  for (let i = 0; i < n; i++) plans.push(planChoice(model, body, tools, lastUserText, maxTokens, scripted));
   const completionTokens = plans.reduce((s, p) => s + p.completionTokens, 0);
   const usage = {
     prompt_tokens: promptTokens,
@@ -95,10 +97,10 @@ export function chatCompletions(ctx: HandlerCtx): Reply {
   );
 }
 
-function planChoice(model: string, body: Obj, tools: FunctionTool[], lastUserText: string | undefined, maxTokens: number | undefined): ChoicePlan {
-  const tool = chooseTool(tools, body.tool_choice, lastUserText);
+function planChoice(model: string, body: Obj, tools: FunctionTool[], lastUserText: string | undefined, maxTokens: number | undefined, scripted?: Decided): ChoicePlan {
+  const tool = scripted ? (scripted.kind === 'tool' ? { name: scripted.name, parameters: undefined } : undefined) : chooseTool(tools, body.tool_choice, lastUserText);
   if (tool) {
-    const args = toolArguments(tool);
+    const args = scripted?.kind === 'tool' ? scripted.arguments : toolArguments(tool);
     const reasoning = generate(model, '', undefined).reasoningTokens;
     return {
       content: null,
@@ -112,7 +114,8 @@ function planChoice(model: string, body: Obj, tools: FunctionTool[], lastUserTex
   const plain = replyText(lastUserText);
   const fmt = isObj(body.response_format) ? body.response_format : {};
   const schema = isObj(fmt.json_schema) ? fmt.json_schema.schema : undefined;
-  const gen = generate(model, structuredContent(fmt.type, schema, plain, model) ?? plain, maxTokens);
+  const text = scripted?.kind === 'text' ? scripted.text : (structuredContent(fmt.type, schema, plain, model) ?? plain);
+  const gen = generate(model, text, maxTokens);
   return {
     content: gen.text,
     contentPieces: gen.pieces,

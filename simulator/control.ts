@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkAnswers } from './answers.ts';
 import { checkFault } from './faults.ts';
 import { applyOptions, type SimState } from './state.ts';
 import type { SimulatorOptions } from './types.ts';
@@ -18,6 +19,16 @@ export function handleControl(state: SimState, req: IncomingMessage, res: Server
         for (const f of faults) state.faults.add(f);
         return noContent(res);
       }
+      case 'POST /_sim/answers': {
+        // Validated as a whole first, like faults.
+        state.answers.push(...checkAnswers(JSON.parse(raw.toString('utf8'))));
+        return noContent(res);
+      }
+      case 'GET /_sim/answers':
+        return sendJson(res, 200, state.answers);
+      case 'DELETE /_sim/answers':
+        state.answers = [];
+        return noContent(res);
       case 'DELETE /_sim/faults':
         state.faults.clear();
         return noContent(res);
@@ -35,6 +46,7 @@ export function handleControl(state: SimState, req: IncomingMessage, res: Server
       case 'POST /_sim/reset':
         state.requests.length = 0;
         state.faults.clear();
+        state.answers = [];
         return noContent(res);
       default:
         return sendJson(res, 404, controlError(`Unknown control route (${route})`));

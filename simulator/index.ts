@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { checkAnswers } from './answers.ts';
 import { FaultQueue } from './faults.ts';
 import { createSimServer } from './server.ts';
 import { applyOptions, DEFAULT_MODELS, type SimState } from './state.ts';
@@ -18,6 +19,7 @@ export type {
   StallMidStreamFault,
 } from './types.ts';
 export { DEFAULT_MODELS } from './state.ts';
+export { loadAnswers, type ScriptedAnswer } from './answers.ts';
 export { MODERATION_TRIGGERS } from './moderations.ts';
 export { BROKEN_JSON_TRIGGER, LONG_TRIGGER, TOOL_TRIGGER, WRONG_JSON_TRIGGER } from './generate.ts';
 
@@ -27,6 +29,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     opts: { streamDelayMs: 0, latencyMs: 0, models: [...DEFAULT_MODELS], batchStepMs: 50, apiKeys: undefined },
     requests: [],
     faults: new FaultQueue(),
+    answers: [],
     files: new Map(),
     batches: new Map(),
     responses: new Map(),
@@ -54,10 +57,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     clearFaults: () => state.faults.clear(),
     setApiKeys: (keys) => applyOptions(state, { apiKeys: keys }),
     setOptions: (o) => applyOptions(state, o),
+    script: (answers) => state.answers.push(...checkAnswers(answers)),
     reset: () => {
       // Emptied in place: callers may hold a reference to `requests`.
       state.requests.length = 0;
       state.faults.clear();
+      state.answers = [];
     },
     close: () => {
       closed ??= new Promise<void>((resolve) => {

@@ -1,3 +1,4 @@
+import { decideAnswer, promptTextOf } from './answers.ts';
 import { ApiError, invalidParam, invalidType } from './errors.ts';
 import { chooseTool, generate, replyText, structuredContent, textOf, toolArguments, type FunctionTool } from './generate.ts';
 import { ids, nowSeconds } from './ids.ts';
@@ -36,16 +37,18 @@ export function createResponse(ctx: HandlerCtx): Reply {
   let textPieces: string[] = [];
   let outputTokens: number;
   let reasoningTokens: number;
-  const tool = chooseTool(tools, body.tool_choice, lastUserText);
+  const scripted = decideAnswer(ctx.state.answers, { model, lastUserText, promptText: promptTextOf(body.instructions, items), toolNames: tools.map((t) => t.name), toolChoice: body.tool_choice });
+  const tool = scripted ? (scripted.kind === 'tool' ? { name: scripted.name, parameters: undefined } : undefined) : chooseTool(tools, body.tool_choice, lastUserText);
   if (tool) {
-    const args = toolArguments(tool);
+    const args = scripted?.kind === 'tool' ? scripted.arguments : toolArguments(tool);
     reasoningTokens = generate(model, '', undefined).reasoningTokens;
     outputTokens = reasoningTokens + countOutputTokens(tool.name + args, model);
     if (reasoningTokens > 0) output.push(reasoningItem());
     output.push({ id: ids.functionCall(), type: 'function_call', status: 'completed', arguments: args, call_id: ids.toolCall(), name: tool.name });
   } else {
     const plain = replyText(lastUserText);
-    const gen = generate(model, structuredContent(format.type, format.schema, plain, model) ?? plain, maxOutput);
+    const text = scripted?.kind === 'text' ? scripted.text : (structuredContent(format.type, format.schema, plain, model) ?? plain);
+    const gen = generate(model, text, maxOutput);
     truncated = gen.truncated;
     textPieces = gen.pieces;
     reasoningTokens = gen.reasoningTokens;

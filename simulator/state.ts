@@ -1,3 +1,4 @@
+import { checkAnswers, type ScriptedAnswer } from './answers.ts';
 import type { FaultQueue } from './faults.ts';
 import type { RecordedRequest, SimulatorOptions } from './types.ts';
 import type { BatchRecord } from './batches.ts';
@@ -14,6 +15,8 @@ export interface SimState {
   };
   requests: RecordedRequest[];
   faults: FaultQueue;
+  /** Scripted answers, first match wins (answers.ts). */
+  answers: ScriptedAnswer[];
   files: Map<string, StoredFile>;
   batches: Map<string, BatchRecord>;
   /** Stored Responses objects, for GET /v1/responses/{id}. */
@@ -58,4 +61,5 @@ export function applyOptions(state: SimState, o: Partial<SimulatorOptions>): voi
   if (o.models !== undefined) state.opts.models = [...o.models];
   if (o.batchStepMs !== undefined) state.opts.batchStepMs = o.batchStepMs;
   if ('apiKeys' in o) state.opts.apiKeys = o.apiKeys ? [...o.apiKeys] : undefined;
+  if (o.answers !== undefined) state.answers = checkAnswers(o.answers);
 }

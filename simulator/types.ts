@@ -1,3 +1,5 @@
+import type { ScriptedAnswer } from './answers.ts';
+
 export interface SimulatorOptions {
   /** Default 127.0.0.1. */
   host?: string;
@@ -13,6 +15,8 @@ export interface SimulatorOptions {
   models?: string[];
   /** Time a batch spends in each lifecycle step. Default 50. */
   batchStepMs?: number;
+  /** Scripted answers (answers.ts): replaces the list. */
+  answers?: ScriptedAnswer[];
 }
 
 export interface RecordedRequest {
@@ -99,7 +103,9 @@ export interface Simulator {
   clearFaults(): void;
   setApiKeys(keys: string[] | undefined): void;
   setOptions(o: Partial<SimulatorOptions>): void;
-  /** Clears recorded requests and queued faults. */
+  /** Appends scripted answers (first match wins). */
+  script(answers: ScriptedAnswer[]): void;
+  /** Clears recorded requests, queued faults and scripted answers. */
   reset(): void;
   close(): Promise<void>;
 }
