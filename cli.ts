@@ -41,6 +41,10 @@ Commands:
   help                 Show this text.
 `;
 
+const EVAL_USAGE = `  eval -f SUITE --routes PATH [--compare PATH2] [--out DIR] ...   Run an eval suite through a route's
+        envelope; 'ai-envelope eval --help' for every flag (README: Evals).
+`;
+
 class UsageError extends Error {}
 
 /**
@@ -278,17 +282,26 @@ async function webhookOptions(v: Partial<Record<(typeof WEBHOOK_FLAGS)[number], 
   };
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator };
+async function evals(args: string[]): Promise<number> {
+  const { evalCommand, EVAL_USAGE: full } = await import('./eval/command.ts');
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(full);
+    return 0;
+  }
+  return evalCommand(args);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
+    process.stdout.write(USAGE + EVAL_USAGE);
     return command ? 0 : 2;
   }
   const run = COMMANDS[command];
   if (!run) {
-    process.stderr.write(`ai-envelope: unknown command '${command}'\n\n${USAGE}`);
+    process.stderr.write(`ai-envelope: unknown command '${command}'\n\n${USAGE}${EVAL_USAGE}`);
     return 2;
   }
   try {
