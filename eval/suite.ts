@@ -191,9 +191,10 @@ export async function loadSuite(file: string): Promise<Suite> {
     const name = file.replace(/^.*\//, '').replace(/\.jsonl$/i, '');
     suite = { name, file, thresholds: { tags: {}, graders: {} }, regression: { margin: 0 }, cases: parseJsonl(text, file, { params: {}, tags: [] }, problems) };
   } else {
-    const doc = parseDocument(text, { prettyErrors: false });
+    const doc = parseDocument(text);
     if (doc.errors.length > 0) {
-      throw new SuiteError(doc.errors.map((e) => `${file}: line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`));
+      const message = (m: string) => (m.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      throw new SuiteError(doc.errors.map((e) => `${file}: line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${message(e.message)}`));
     }
     const parsed = SuiteFile.safeParse(doc.toJS());
     if (!parsed.success) throw new SuiteError(issues(parsed.error, `${file}: `));
