@@ -5,6 +5,7 @@ import { EnvelopeError } from './errors.ts';
 import { handle } from './pipeline/exchange.ts';
 import { modelCall } from './pipeline/model-call.ts';
 import { getModel, listModels, passthrough } from './pipeline/passthrough.ts';
+import { feedback } from './pipeline/feedback.ts';
 import type { Endpoint } from '../crds/schema.ts';
 import type { Sidecar } from './sidecar.ts';
 
@@ -53,6 +54,9 @@ export function proxyApp(sidecar: Sidecar): express.Express {
   app.all('/v1/files/*rest', through('files'));
   app.all('/v1/batches', through('batches'));
   app.all('/v1/batches/*rest', through('batches'));
+
+  // The app's verdict on an answer (quality signals); not part of OpenAI's API, hence not under /v1.
+  app.post('/envelope/feedback', (req, res) => handle(sidecar, req, res, 'feedback', feedback));
 
   app.use((req, res) => {
     void handle(sidecar, req, res, 'unknown', async () => {

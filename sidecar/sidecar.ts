@@ -10,6 +10,7 @@ import { NANO_PER_USD, type BudgetLevel } from './state/types.ts';
 import { Breakers, type BreakerState } from './policy/breaker.ts';
 import { ConcurrencyGate } from './policy/concurrency.ts';
 import { IdempotencyCache } from './policy/idempotency.ts';
+import { QualitySignals } from './policy/quality.ts';
 import type { RuntimeConfig, RuntimeRoute } from './config/runtime.ts';
 import { periodOf } from './policy/periods.ts';
 import type { BudgetUse } from './pipeline/admission.ts';
@@ -45,6 +46,7 @@ export class Sidecar {
   readonly state: StateStore;
   readonly breakers = new Breakers();
   readonly idempotency = new IdempotencyCache();
+  readonly quality = new QualitySignals();
   inFlight = 0;
   draining = false;
   private readonly gates = new Map<string, ConcurrencyGate>();

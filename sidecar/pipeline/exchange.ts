@@ -110,6 +110,7 @@ export class Exchange {
     this.sidecar.inFlight--;
     if (this.routeForGauge) this.sidecar.metrics.inFlight.dec({ route: this.routeForGauge });
     this.sidecar.account(r);
+    this.sidecar.quality.answeredRequest(r, Date.now());
     this.sidecar.logRequest(r);
     this.sidecar.metrics.observe(r);
     this.sidecar.onIdle();

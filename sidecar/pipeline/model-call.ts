@@ -60,6 +60,10 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
   const stream = kind !== undefined && body.stream === true;
   ex.record.stream = stream;
   requireKey(sidecar.keys, route);
+  // Before the input is changed: a repeat is the same user sending the same thing. The SDK's
+  // own retries of one call are not repeats.
+  const sdkRetry = ex.req.headers['x-stainless-retry-count'];
+  if (ex.rawUser && ex.record.user && (sdkRetry === undefined || sdkRetry === '0') && sidecar.quality.repeated(route.id, ex.record.user, raw, Date.now())) ex.record.repeat = true;
   await prepareInput(ex, route, endpoint, body);
 
   // A replay costs nothing: it is answered before any limit or budget is touched.
@@ -233,6 +237,7 @@ async function callWithFallbacks(
       }
       ex.record.output_violation = undefined;
       ex.record.output_action = repaired ? 'repaired' : ex.record.output_action;
+      if (policy) ex.record.output_checked = true;
     }
     outcome.answer = sendAnswer(ex, route, up, usage);
     return;

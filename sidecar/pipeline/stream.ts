@@ -72,8 +72,9 @@ export async function relayStream(
         ex.record.output_action = 'reject';
         ex.sidecar.metrics.outputViolations.inc({ route: route.id, code: result.violation.code, action: 'reject' });
         res.write(tap.errorEvent(result.violation.code, `${result.violation.message}: ${result.violation.errors.join('; ')}`));
-      } else if (tap.heldTerminal) {
-        res.write(tap.heldTerminal);
+      } else {
+        if (policy) ex.record.output_checked = true;
+        if (tap.heldTerminal) res.write(tap.heldTerminal);
       }
     }
   } catch (err) {

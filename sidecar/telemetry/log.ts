@@ -87,6 +87,13 @@ export interface RequestRecord {
   /** What the output contract found and did. */
   output_violation?: string;
   output_action?: string;
+  /** The answer was checked against the route's output contract and met it. */
+  output_checked?: boolean;
+  /** The same user sent the same input to this route within the repeat window. */
+  repeat?: boolean;
+  /** On a feedback call: the app's verdict, and the request it is about. */
+  feedback?: string;
+  feedback_for?: string;
   /** Only with logging.content redacted or full. */
   prompt?: string;
   completion?: string;

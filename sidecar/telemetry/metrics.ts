@@ -2,6 +2,7 @@
 // conventions (names with dots become underscores); the rest are ai_envelope_*. Labels are kept
 // to bounded sets: routes and models come from config or the upstream's model ids.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { qualitySignals } from '../policy/quality.ts';
 import type { RequestRecord } from './log.ts';
 
 const OPERATION: Record<string, string> = {
@@ -34,6 +35,8 @@ export class Metrics {
   readonly redactions: Counter;
   readonly outputViolations: Counter;
   readonly promptVersion: Counter;
+  readonly quality: Counter;
+  readonly feedback: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -116,6 +119,18 @@ export class Metrics {
       registers,
     });
     this.promptVersion = new Counter({ name: 'ai_envelope_prompt_requests_total', help: 'Calls per route prompt version.', labelNames: ['route', 'prompt_version'], registers });
+    this.quality = new Counter({
+      name: 'ai_envelope_quality_signals_total',
+      help: 'Answers by quality signal: output_valid, output_repaired, output_fallback, output_rejected, tool_refused, repeated_input.',
+      labelNames: ['route', 'gen_ai_request_model', 'prompt_version', 'signal'],
+      registers,
+    });
+    this.feedback = new Counter({
+      name: 'ai_envelope_feedback_total',
+      help: 'What apps reported about answers: accepted, edited, rejected, reported.',
+      labelNames: ['route', 'gen_ai_request_model', 'prompt_version', 'outcome'],
+      registers,
+    });
     this.keyReloads = new Counter({
       name: 'ai_envelope_key_reloads_total',
       help: 'API key file reads after a change, by result. Never the key itself.',
@@ -131,6 +146,9 @@ export class Metrics {
     }
     const route = r.route ?? '';
     this.requests.inc({ route, endpoint: r.endpoint, status: String(r.status), error_code: r.error_code ?? '' });
+    if (r.output_checked || r.output_action || r.repeat || r.error_code === 'output_invalid' || r.error_code === 'tool_not_allowed') {
+      for (const signal of qualitySignals(r)) this.quality.inc({ route, gen_ai_request_model: r.model ?? '', prompt_version: r.prompt_version ?? '', signal });
+    }
     const operation = OPERATION[r.endpoint];
     if (!operation) return;
     const base = {
