@@ -77,7 +77,7 @@ ul{margin:4px 0;padding-left:18px}li.ok{color:#085d3a}li.failed{color:#912018}.g
 <h1>Eval: ${esc(r.suite)}</h1>
 <div class="muted">${esc(r.file)} · ${esc(r.generatedAt)} · ${r.cases.length} cases</div>
 <div class="verdict ${r.ok ? 'ok' : 'failed'}">${r.ok ? 'PASSED' : 'FAILED'}</div>
-<h2>Gates</h2><ul class="gates">${gateRows || '<li class="muted">the suite sets no thresholds</li>'}</ul>
+<h2>Gates</h2><ul class="gates">${gateRows}</ul>
 <div class="grid">
 <div><h2>Summary</h2><table id="summary">${head}${summary}</table></div>
 <div><h2>Pass rate per tag</h2><table id="tags">${head}${tagRows}</table></div>

@@ -66,6 +66,7 @@ describe('report', () => {
     const c = summarise(version('candidate', [run('a', ['adv'], 'pass'), run('b', ['adv'], 'fail'), run('c', ['common'], 'pass'), run('d', ['common'], 'pass')]));
     const s = suite({ thresholds: { passRate: 0.75, tags: { adv: 1, missing: 0.5 }, graders: { label: 0.7 } }, regression: { margin: 0 } });
     expect(gates(s, b)).toEqual([
+      { name: 'grader errors', ok: true, detail: 'baseline 0' },
       { name: 'pass rate', ok: true, detail: 'baseline 75.0%, needs 75.0%' },
       { name: 'pass rate [adv]', ok: true, detail: 'baseline 100.0%, needs 100.0%' },
       { name: 'pass rate [missing]', ok: false, detail: 'no case is tagged missing' },
@@ -78,7 +79,10 @@ describe('report', () => {
     expect(withCandidate.find((g) => g.name === 'pass rate [adv]')?.ok).toBe(false);
     // A margin of 50 points lets the tag's drop through.
     expect(gates({ ...s, regression: { margin: 0.5 } }, b, c).some((g) => g.name.startsWith('regression') && !g.ok)).toBe(false);
+    // Without thresholds a failing case passes the gates, a grader error does not.
     expect(buildReport(suite(), version('baseline', [run('a', [], 'fail')])).ok).toBe(true);
+    const erred = buildReport(suite(), version('baseline', [run('a', [], 'pass')]), version('candidate', [run('a', [], 'error')]));
+    expect(erred.gates).toEqual([expect.objectContaining({ name: 'grader errors', ok: false, detail: 'baseline 0, candidate 1' }), expect.objectContaining({ name: 'regression', ok: false })]);
   });
 
   it('prints a table with the summary, the cases and the gates', () => {

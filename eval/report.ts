@@ -139,6 +139,9 @@ const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
 export function gates(suite: Pick<Suite, 'thresholds' | 'regression'>, baseline: VersionSummary, candidate?: VersionSummary): Gate[] {
   const out: Gate[] = [];
   const ship = candidate ?? baseline;
+  // A grader that could not decide (a broken judge, say) leaves the verdict open: never a pass.
+  const versions = [baseline, ...(candidate ? [candidate] : [])];
+  out.push({ name: 'grader errors', ok: versions.every((v) => v.errors === 0), detail: versions.map((v) => `${v.label} ${v.errors}`).join(', ') });
   const t = suite.thresholds;
   if (t.passRate !== undefined) out.push({ name: 'pass rate', ok: ship.overall.rate >= t.passRate, detail: `${ship.label} ${pct(ship.overall.rate)}, needs ${pct(t.passRate)}` });
   for (const [tag, min] of Object.entries(t.tags)) {
@@ -220,7 +223,7 @@ export function formatTable(r: Report): string {
     '',
     table(caseRows),
     '',
-    ...(gateRows.length > 0 ? gateRows : ['no gates: the suite sets no thresholds']),
+    ...gateRows,
     '',
     r.ok ? 'result: ok' : 'result: FAILED',
     '',

@@ -127,6 +127,7 @@ cases:
     expect(lines.map((l) => Object.keys(l))).toEqual([['item'], ['item']]);
     file('items.jsonl', jsonl);
     const back = await loadSuite(file('from.yaml', 'name: again\ncasesFrom: items.jsonl\n'));
-    expect(back.cases).toEqual(s.cases);
+    // Each item carries its route: the suite's, where the case named none.
+    expect(back.cases).toEqual(s.cases.map((c) => ({ ...c, route: 'support' })));
   });
 });

@@ -230,9 +230,12 @@ export async function loadSuite(file: string): Promise<Suite> {
   return suite;
 }
 
-/** The suite's cases as an OpenAI Evals JSONL data source: one `{"item": case}` per line. */
+/**
+ * The suite's cases as an OpenAI Evals JSONL data source: one `{"item": case}` per line, each with
+ * its route and the defaults merged in, so an item stands on its own.
+ */
 export function toEvalsJsonl(suite: Suite): string {
-  return suite.cases.map((c) => `${JSON.stringify({ item: c })}\n`).join('');
+  return suite.cases.map((c) => `${JSON.stringify({ item: { ...c, ...(c.route ?? suite.route ? { route: c.route ?? suite.route } : {}) } })}\n`).join('');
 }
 
 /** Which API a case calls. */
