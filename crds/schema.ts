@@ -383,6 +383,25 @@ export const AIRouteStatus = z.object({
   configMap: z.string().optional(),
   /** Running pods whose sidecar serves this route. */
   sidecars: z.number().int().min(0).optional(),
+  /** Short digests of the parts of the spec whose changes move quality: what `history` compares. */
+  specDigests: z.object({ model: z.string(), prompt: z.string(), tools: z.string(), schema: z.string(), safety: z.string() }).strict().optional(),
+  /**
+   * The last generations of the spec, newest first: when each was seen and which of model,
+   * prompt, tools, schema and safety settings it changed (`created`; `other` for the rest of the
+   * spec), so a moving metric can be laid next to the change that moved it.
+   */
+  history: z
+    .array(
+      z
+        .object({
+          generation: z.number().int().min(1),
+          time: z.string(),
+          changed: z.array(z.enum(['created', 'model', 'prompt', 'tools', 'schema', 'safety', 'other'])),
+        })
+        .strict(),
+    )
+    .max(10)
+    .optional(),
 });
 export type AIRouteStatus = z.output<typeof AIRouteStatus>;
 

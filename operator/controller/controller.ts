@@ -3,7 +3,7 @@
 // (never from event payloads), so any number of events collapse into one pass that sees them all.
 // Only the leader reconciles and reads spend; followers keep their caches warm for a quick take-over.
 import type { Logger } from 'pino';
-import { API_VERSION } from '../../crds/schema.ts';
+import { API_VERSION, type AIRouteStatus } from '../../crds/schema.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
 import { isConflict, isNotFound } from '../kube/client.ts';
 import { SupervisedWatch, type WatchOptions } from './watch.ts';
@@ -266,7 +266,7 @@ export class Controller {
     }
     cache.remember(written);
     this.opts.metrics.writes.inc({ kind: `${s.kind}Status`, verb: 'patch' });
-    for (const e of conditionEvents(s, (obj.status as { conditions?: Condition[] } | undefined)?.conditions)) {
+    for (const e of [...conditionEvents(s, (obj.status as { conditions?: Condition[] } | undefined)?.conditions), ...changeEvents(s, obj.status as AIRouteStatus | undefined)]) {
       await this.events.record({ ...obj, apiVersion: API_VERSION, kind: s.kind }, e);
     }
   }
@@ -304,6 +304,15 @@ export class Controller {
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.queue.idle();
   }
+}
+
+/** An Event for a generation newly entered in an AIRoute's history: what the edit changed. */
+export function changeEvents(s: DesiredStatus, before: AIRouteStatus | undefined): EventSpec[] {
+  if (s.kind !== 'AIRoute') return [];
+  const latest = (s.status as AIRouteStatus).history?.[0];
+  if (!latest || before?.history?.some((e) => e.generation === latest.generation)) return [];
+  const what = latest.changed.includes('created') ? 'created' : `changed: ${latest.changed.join(', ')}`;
+  return [{ type: 'Normal', reason: 'SpecChanged', message: `generation ${latest.generation} ${what}` }];
 }
 
 /** Events for conditions that changed: why a route stopped (or started) being served, a budget ran out. */

@@ -2,6 +2,7 @@
 // should exist with what content, and what every AIRoute's and AIBudget's status should say.
 // No I/O and no clock but `now`, so every rule here is tested with plain tables.
 import { API_VERSION, AIBudget, AIRoute, type AIBudgetStatus, type AIRouteStatus, type Condition, type SidecarConfig } from '../../crds/schema.ts';
+import { nextHistory } from './history.ts';
 import { canonicalJSON, contentHash } from '../../crds/canonical.ts';
 import { crossResourceProblems, renderConfig } from '../../crds/render.ts';
 import { formatPath } from '../../crds/manifests.ts';
@@ -210,6 +211,7 @@ export function reconcileNamespace(input: NamespaceInput): NamespaceDesired {
         conditions: [condition(prev, ready, gen, now)],
         ...(cm ? { configMap: cm.name } : {}),
         sidecars: cm?.sidecars ?? 0,
+        ...nextHistory(v.obj.status as AIRouteStatus | undefined, gen, v.parsed?.spec, now),
       },
     });
   }

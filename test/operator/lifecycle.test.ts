@@ -66,6 +66,13 @@ describeWithKube('operator: resources to ConfigMaps, status and Events', () => {
     await eventually('new default in the ConfigMap', async () => (await configMaps()).some((c) => configOf(c).routes.find((r) => r.name === 'triage')?.model.default === 'gpt-4.1-nano'));
     await eventually('observedGeneration 2', async () => (await routeObj('triage'))?.status?.observedGeneration === 2);
     await eventually('ConfigMapUpdated event', async () => (await eventsFor(cp, NS, 'triage')).some((x) => x.reason === 'ConfigMapUpdated'));
+    // The status keeps what each generation changed, and an Event says it.
+    const history = (await routeObj('triage'))?.status?.history as Array<{ generation: number; changed: string[] }>;
+    expect(history.map(({ generation, changed }) => ({ generation, changed }))).toEqual([
+      { generation: 2, changed: ['model'] },
+      { generation: 1, changed: ['created'] },
+    ]);
+    await eventually('SpecChanged event', async () => (await eventsFor(cp, NS, 'triage')).some((x) => x.reason === 'SpecChanged' && x.message === 'generation 2 changed: model'));
   });
 
   it('says why a route with a missing Secret is not served, and serves it once the Secret exists', async () => {
