@@ -44,6 +44,7 @@ export function renderHtml(r: Report): string {
     cardRow(versions, 'judge cost', (v) => `<td class="num">${usd(v.judgeCostUSD)}</td>`),
     cardRow(versions, 'from cache', (v) => `<td class="num">${v.cached}/${v.overall.total}</td>`),
   ].join('');
+  const shortHead = `<tr><th></th>${versions.map((v) => `<th>${esc(v.label)}</th>`).join('')}</tr>`;
   const tagRows = tags.map((t) => cardRow(versions, t, (v) => rateCell(v.perTag[t]))).join('');
   const graderRows = graders.map((g) => cardRow(versions, g, (v) => rateCell(v.perGrader[g]))).join('');
   const caseRows = r.cases
@@ -80,8 +81,8 @@ ul{margin:4px 0;padding-left:18px}li.ok{color:#085d3a}li.failed{color:#912018}.g
 <h2>Gates</h2><ul class="gates">${gateRows}</ul>
 <div class="grid">
 <div><h2>Summary</h2><table id="summary">${head}${summary}</table></div>
-<div><h2>Pass rate per tag</h2><table id="tags">${head}${tagRows}</table></div>
-<div><h2>Pass rate per grader</h2><table id="graders">${head}${graderRows}</table></div>
+<div><h2>Pass rate per tag</h2><table id="tags">${shortHead}${tagRows}</table></div>
+<div><h2>Pass rate per grader</h2><table id="graders">${shortHead}${graderRows}</table></div>
 </div>
 <h2>Cases</h2>
 <table id="cases"><tr><th>case</th><th>baseline</th>${r.candidate ? '<th>candidate</th><th>change</th>' : ''}</tr>${caseRows}</table>

@@ -209,7 +209,7 @@ export class ResultCache {
 
   async put(key: string, value: CallResult): Promise<void> {
     // Outages and limits are not the route's answer: a re-run should ask again.
-    if (!this.dir || value.answer.status >= 500 || value.answer.status === 429 || value.answer.status === 408) return;
+    if (!this.dir || value.answer.status === 0 || value.answer.status >= 500 || value.answer.status === 429 || value.answer.status === 408) return;
     await mkdir(this.dir, { recursive: true });
     const tmp = join(this.dir, `${key}.${process.pid}.tmp`);
     await writeFile(tmp, JSON.stringify(value));
