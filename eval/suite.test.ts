@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { endpointOf, inputText, loadSuite, requestBody, SuiteError, toEvalsJsonl } from './suite.ts';
+import { endpointOf, fillTemplate, inputText, loadSuite, requestBody, SuiteError, toEvalsJsonl } from './suite.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ai-envelope-suite-'));
 function file(name: string, text: string): string {
@@ -129,5 +129,45 @@ cases:
     const back = await loadSuite(file('from.yaml', 'name: again\ncasesFrom: items.jsonl\n'));
     // Each item carries its route: the suite's, where the case named none.
     expect(back.cases).toEqual(s.cases.map((c) => ({ ...c, route: 'support' })));
+  });
+
+  it('import foreign OpenAI Evals items through a case template', async () => {
+    file(
+      'tickets.jsonl',
+      [
+        { item: { ticket: 'I was charged twice', label: 'billing', amount: 12.5 } },
+        { item: { ticket: 'Where is my parcel?', label: 'shipping', amount: 0 }, sample: { output_text: 'shipping' } },
+      ]
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    );
+    const s = await loadSuite(
+      file(
+        'imported.yaml',
+        `name: imported
+route: support
+casesFrom:
+  file: tickets.jsonl
+  case:
+    tags: [imported]
+    input: "Ticket: {{item.ticket}}"
+    graders:
+      - {type: label, labels: [billing, shipping], expected: "{{ item.label }}"}
+      - {type: number, expected: "{{item.amount}}", tolerance: 0.01}
+`,
+      ),
+    );
+    expect(s.cases.map((c) => [c.id, c.input, c.tags])).toEqual([
+      ['tickets-1', 'Ticket: I was charged twice', ['imported']],
+      ['tickets-2', 'Ticket: Where is my parcel?', ['imported']],
+    ]);
+    expect(s.cases[0]!.graders).toEqual([
+      { type: 'label', labels: ['billing', 'shipping'], expected: 'billing', caseSensitive: false },
+      { type: 'number', expected: 12.5, tolerance: 0.01, relative: false },
+    ]);
+    file('short.jsonl', JSON.stringify({ item: { ticket: 'hi' } }));
+    const path = file('short.yaml', 'name: s\ncasesFrom: {file: short.jsonl, case: {input: "{{item.ticket}}", graders: [{type: exact, value: "{{item.answer}}"}]}}\n');
+    expect(await problems(path)).toEqual([`${join(dir, 'short.jsonl')}: line 1: item.answer: not in the item (the case template of casesFrom uses it)`]);
+    expect(fillTemplate({ a: ['{{item.x[1]}}', 'n={{item.y}}'] }, { x: [1, 2], y: { z: 1 } }, [])).toEqual({ a: [2, 'n={"z":1}'] });
   });
 });

@@ -2,7 +2,7 @@
 // gates. Read from YAML or JSONL (bare cases, or OpenAI Evals data-source lines `{"item": ...}`),
 // validated with zod; every problem names the file, the case and the field.
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { schemaProblem } from '../sidecar/policy/json-schema.ts';
@@ -89,8 +89,11 @@ const SuiteFields = {
     .optional(),
   thresholds: z.strictObject({ passRate: Rate.optional(), tags: z.record(z.string(), Rate).default({}), graders: z.record(z.string(), Rate).default({}) }).default({ tags: {}, graders: {} }),
   regression: z.strictObject({ margin: Rate.default(0) }).default({ margin: 0 }),
-  /** OpenAI Evals JSONL data source (relative to the suite file) whose items are cases. */
-  casesFrom: z.string().min(1).optional(),
+  /**
+   * An OpenAI Evals JSONL data source (relative to the suite file): a path, whose items are cases,
+   * or {file, case}, where `case` is a case template filled from each item's `{{item.field}}`.
+   */
+  casesFrom: z.union([z.string().min(1), z.strictObject({ file: z.string().min(1), case: z.record(z.string(), z.unknown()) })]).optional(),
 };
 const SuiteFile = z.strictObject({ ...SuiteFields, cases: z.array(z.unknown()).default([]) });
 
@@ -147,7 +150,34 @@ function caseOfLine(value: unknown): unknown {
   return value;
 }
 
-function parseJsonl(text: string, file: string, defaults: { params: Record<string, unknown>; tags: string[] }, problems: string[]): Case[] {
+const PLACEHOLDER = /\{\{\s*item\.([\w.[\]-]+)\s*\}\}/g;
+
+/**
+ * Fills a case template from an item, as OpenAI's testing criteria reference `{{item.field}}`: a
+ * string that is only a placeholder takes the field's value as it is (a number, a list), one
+ * with text around it takes the value as text. A field the item lacks is a problem.
+ */
+export function fillTemplate(template: unknown, item: unknown, missing: string[]): unknown {
+  if (typeof template === 'string') {
+    const whole = /^\{\{\s*item\.([\w.[\]-]+)\s*\}\}$/.exec(template);
+    const lookup = (path: string) => {
+      let node: unknown = item;
+      for (const part of path.replaceAll(/\[(\d+)\]/g, '.$1').split('.')) node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[part] : undefined;
+      if (node === undefined) missing.push(`item.${path}`);
+      return node;
+    };
+    if (whole) return lookup(whole[1]!);
+    return template.replaceAll(PLACEHOLDER, (_, path: string) => {
+      const v = lookup(path);
+      return typeof v === 'string' ? v : JSON.stringify(v ?? null);
+    });
+  }
+  if (Array.isArray(template)) return template.map((t) => fillTemplate(t, item, missing));
+  if (typeof template === 'object' && template !== null) return Object.fromEntries(Object.entries(template).map(([k, v]) => [k, fillTemplate(v, item, missing)]));
+  return template;
+}
+
+function parseJsonl(text: string, file: string, defaults: { params: Record<string, unknown>; tags: string[] }, problems: string[], template?: Record<string, unknown>): Case[] {
   const cases: Case[] = [];
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
@@ -158,7 +188,15 @@ function parseJsonl(text: string, file: string, defaults: { params: Record<strin
       problems.push(`${file}: line ${i + 1}: not JSON: ${(e as Error).message}`);
       return;
     }
-    const raw = caseOfLine(value);
+    let raw = caseOfLine(value);
+    if (template) {
+      const missing: string[] = [];
+      raw = fillTemplate({ id: `${basename(file).replace(/\.jsonl$/i, '')}-${i + 1}`, ...template }, raw, missing);
+      if (missing.length > 0) {
+        problems.push(`${file}: line ${i + 1}: ${[...new Set(missing)].join(', ')}: not in the item (the case template of casesFrom uses it)`);
+        return;
+      }
+    }
     const c = parseCase(raw, `${file}: line ${i + 1} (${caseLabel(raw, 'no id')})`, defaults, problems);
     if (c) cases.push(c);
   });
@@ -205,14 +243,15 @@ export async function loadSuite(file: string): Promise<Suite> {
       if (c) cases.push(c);
     });
     if (s.casesFrom) {
-      const from = resolve(dirname(file), s.casesFrom);
+      const source = typeof s.casesFrom === 'string' ? { file: s.casesFrom, case: undefined } : s.casesFrom;
+      const from = resolve(dirname(file), source.file);
       let jsonl: string | undefined;
       try {
         jsonl = await readFile(from, 'utf8');
       } catch (e) {
         problems.push(`${file}: casesFrom: ${(e as Error).message}`);
       }
-      if (jsonl !== undefined) cases.push(...parseJsonl(jsonl, from, s.defaults, problems));
+      if (jsonl !== undefined) cases.push(...parseJsonl(jsonl, from, s.defaults, problems, source.case));
     }
     suite = {
       name: s.name,
