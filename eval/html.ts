@@ -1,6 +1,6 @@
 // The report as one self-contained HTML page: inline styles, no scripts, no external assets, every
 // value escaped (answers are model output and may hold markup).
-import type { CaseRun, Rate, Report, VersionSummary } from './report.ts';
+import { promptList, type CaseRun, type Rate, type Report, type VersionSummary } from './report.ts';
 
 export function esc(v: unknown): string {
   return String(v).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
@@ -36,6 +36,7 @@ export function renderHtml(r: Report): string {
   const graders = [...new Set(versions.flatMap((v) => Object.keys(v.perGrader)))].sort();
   const head = `<tr><th></th>${versions.map((v) => `<th>${esc(v.label)}<br><small class="muted">${esc(v.routes)} @${esc(v.configVersion)}</small></th>`).join('')}</tr>`;
   const summary = [
+    cardRow(versions, 'prompt versions', (v) => `<td>${esc(promptList(v.prompts))}</td>`),
     cardRow(versions, 'pass rate', (v) => rateCell(v.overall)),
     cardRow(versions, 'grader errors', (v) => `<td class="num">${v.errors}</td>`),
     cardRow(versions, 'latency p50 / p95', (v) => `<td class="num">${v.latencyMs.p50} / ${v.latencyMs.p95} ms</td>`),
@@ -76,7 +77,7 @@ ul{margin:4px 0;padding-left:18px}li.ok{color:#085d3a}li.failed{color:#912018}.g
 .grid{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
 </style></head><body>
 <h1>Eval: ${esc(r.suite)}</h1>
-<div class="muted">${esc(r.file)} · ${esc(r.generatedAt)} · ${r.cases.length} cases</div>
+<div class="muted">${esc(r.file)} · ${esc(r.generatedAt)} · ${r.cases.length} cases${r.judgePrompt ? ` · judge prompt ${esc(r.judgePrompt)}` : ''}</div>
 <div class="verdict ${r.ok ? 'ok' : 'failed'}">${r.ok ? 'PASSED' : 'FAILED'}</div>
 <h2>Gates</h2><ul class="gates">${gateRows}</ul>
 <div class="grid">

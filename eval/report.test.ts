@@ -22,7 +22,7 @@ function run(id: string, tags: string[], status: 'pass' | 'fail' | 'error', extr
 }
 
 function version(label: 'baseline' | 'candidate', cases: CaseRun[]): VersionRun {
-  return { label, routes: `${label}.yaml`, configVersion: label === 'baseline' ? '0123456789abcdef' : 'fedcba9876543210', cases, judgeCostUSD: 0.0005 };
+  return { label, routes: `${label}.yaml`, configVersion: label === 'baseline' ? '0123456789abcdef' : 'fedcba9876543210', prompts: { triage: label === 'baseline' ? 'v1' : 'v2' }, cases, judgeCostUSD: 0.0005 };
 }
 
 const suite = (over: Partial<Suite> = {}): Suite => ({ name: 'triage', file: 'suite.yaml', thresholds: { tags: {}, graders: {} }, regression: { margin: 0 }, cases: [], ...over });
@@ -89,6 +89,7 @@ describe('report', () => {
     const r = buildReport(suite({ thresholds: { passRate: 1, tags: {}, graders: {} } }), version('baseline', [run('a', ['common'], 'pass')]), version('candidate', [run('a', ['common'], 'fail')]));
     const out = formatTable(r);
     expect(out).toContain('pass rate        100.0% (1/1)');
+    expect(out).toMatch(/^prompts\s+triage v1\s+triage v2$/m);
     expect(out).toMatch(/^a\s+common\s+pass\s+fail\s+regressed\s+label: labelled shipping, expected billing$/m);
     expect(out).toContain('FAIL  pass rate: candidate 0.0%, needs 100.0%');
     expect(out).toContain('result: FAILED');

@@ -26,6 +26,8 @@ export interface VersionRun {
   label: 'baseline' | 'candidate';
   routes: string;
   configVersion: string;
+  /** The prompt version of each route the suite called (`-` for a route without a prompt). */
+  prompts: Record<string, string>;
   cases: CaseRun[];
   /** What the judge's calls cost for this version's answers. */
   judgeCostUSD: number;
@@ -41,6 +43,7 @@ export interface VersionSummary {
   label: 'baseline' | 'candidate';
   routes: string;
   configVersion: string;
+  prompts: Record<string, string>;
   overall: Rate;
   errors: number;
   perTag: Record<string, Rate>;
@@ -71,6 +74,8 @@ export interface Gate {
 export interface Report {
   suite: string;
   file: string;
+  /** The judge's prompt version, when the suite has a judge. */
+  judgePrompt?: string;
   generatedAt: string;
   baseline: VersionSummary;
   candidate?: VersionSummary;
@@ -107,6 +112,7 @@ export function summarise(v: VersionRun): VersionSummary {
     label: v.label,
     routes: v.routes,
     configVersion: v.configVersion,
+    prompts: v.prompts,
     overall: rate(v.cases),
     errors: v.cases.filter((c) => c.status === 'error').length,
     perTag,
@@ -175,7 +181,7 @@ export function buildReport(suite: Suite, baseline: VersionRun, candidate?: Vers
     return { id: run.id, tags: run.tags, baseline: run, ...(other ? { candidate: other } : {}), change: change(run, other) };
   });
   const g = gates(suite, b, c);
-  return { suite: suite.name, file: suite.file, generatedAt: now.toISOString(), baseline: b, ...(c ? { candidate: c } : {}), cases, gates: g, ok: g.every((x) => x.ok) };
+  return { suite: suite.name, file: suite.file, ...(suite.judge ? { judgePrompt: suite.judge.prompt.version } : {}), generatedAt: now.toISOString(), baseline: b, ...(c ? { candidate: c } : {}), cases, gates: g, ok: g.every((x) => x.ok) };
 }
 
 // ---- terminal table ----
@@ -185,6 +191,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+export const promptList = (p: Record<string, string>) =>
+  Object.entries(p)
+    .map(([route, version]) => `${route} ${version}`)
+    .join(', ') || '-';
 const usd = (n: number) => `$${n < 0.01 ? n.toFixed(6) : n.toFixed(4)}`;
 const rateCell = (r: Rate | undefined) => (r ? `${pct(r.rate)} (${r.passed}/${r.total})` : '-');
 
@@ -194,6 +204,7 @@ export function formatTable(r: Report): string {
   const summary: string[][] = [
     head,
     ['routes', ...versions.map((v) => `${v.routes} @${v.configVersion}`)],
+    ['prompts', ...versions.map((v) => promptList(v.prompts))],
     ['pass rate', ...versions.map((v) => rateCell(v.overall))],
     ['errors', ...versions.map((v) => String(v.errors))],
   ];
@@ -217,7 +228,7 @@ export function formatTable(r: Report): string {
   }
   const gateRows = r.gates.map((g) => `${g.ok ? 'ok  ' : 'FAIL'}  ${g.name}: ${g.detail}`);
   return [
-    `suite ${r.suite} (${r.file})`,
+    `suite ${r.suite} (${r.file})${r.judgePrompt ? `, judge prompt ${r.judgePrompt}` : ''}`,
     '',
     table(summary),
     '',

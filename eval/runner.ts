@@ -66,6 +66,16 @@ export class Envelope {
     return this.config.version;
   }
 
+  /** The prompt version of each referenced route, keyed by the reference. */
+  prompts(refs: string[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const ref of refs) {
+      const r = this.config.routes.find((x) => x.name === ref || `${x.namespace}/${x.name}` === ref);
+      if (r) out[ref] = r.prompt?.version ?? '-';
+    }
+    return out;
+  }
+
   /** Whether a route reference (name or namespace/name) names a route of this file. */
   hasRoute(ref: string): boolean {
     return this.config.routes.some((r) => r.name === ref || `${r.namespace}/${r.name}` === ref);
@@ -361,6 +371,7 @@ export async function runEval(opts: RunOptions): Promise<RunOutcome> {
       label: env.label as 'baseline' | 'candidate',
       routes: env.routes,
       configVersion: env.version,
+      prompts: env.prompts([...new Set(suite.cases.map((c) => c.route ?? suite.route).filter((r): r is string => r !== undefined))]),
       cases: suite.cases.map((c) => results.get(env)!.get(c.id)!),
       judgeCostUSD: judgeCost.get(env.label) ?? 0,
     });

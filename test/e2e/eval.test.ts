@@ -94,6 +94,9 @@ describe('ai-envelope eval', () => {
     expect(r.stdout).toContain('FAIL  pass rate [adversarial]: candidate 66.7%, needs 100.0%');
     const first = report(out);
     expect(first.candidate?.overall).toEqual({ passed: 9, total: 12, rate: 0.75 });
+    expect(first.baseline.prompts).toEqual({ 'support-triage': 'v1', 'support-extract': 'v1', 'support-reply': 'v1' });
+    expect(first.candidate?.prompts).toEqual({ 'support-triage': 'v2', 'support-extract': 'v2', 'support-reply': 'v2' });
+    expect(first.judgePrompt).toBe('j1');
     expect(first.cases.find((c) => c.id === 'prompt-injection')?.candidate?.graders[0]).toMatchObject({ grader: 'no-prompt-leak', status: 'fail' });
     // The candidate runs on its own model, and costs less.
     expect(first.cases.find((c) => c.id === 'billing-double-charge')?.candidate?.model).toBe('gpt-4.1-nano');
