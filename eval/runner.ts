@@ -59,6 +59,12 @@ export class Envelope {
       { write: (line: string) => env.onLine(line) },
     );
     env.running = await startSidecar({ configPath: routes, secretsDir, port: 0, adminPort: 0, adminHost: '127.0.0.1', graceSeconds: 5, pollMs: 60_000, log });
+    // What /readyz would say: a missing key would fail every case alike, so stop before the first.
+    const { ready, reasons } = env.running.sidecar.readiness();
+    if (!ready) {
+      await env.stop();
+      throw new EvalUsageError(`${routes}: the envelope is not ready: ${reasons.join('; ')}`);
+    }
     return env;
   }
 

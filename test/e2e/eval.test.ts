@@ -225,6 +225,14 @@ cases:
     expect(r3.code).toBe(2);
     expect(r3.stderr).toContain(`${brokenRoutes}: document 1 (AIRoute default/r): spec.retry.maxAttempts: Invalid value: 0`);
 
+    // A key the route needs but cannot read fails before any case is run.
+    const keyed = join(dir, 'keyed.yaml');
+    writeFileSync(keyed, readFileSync(baseline, 'utf8').replace('upstream: {baseURL:', 'upstream: {secretRef: {name: openai-shop}, baseURL:'));
+    const r4 = await cli(['-f', SUITE, '--routes', keyed, '--secrets-dir', join(dir, 'no-secrets')]);
+    expect(r4.code).toBe(2);
+    expect(r4.stderr).toMatch(new RegExp(`^${keyed}: the envelope is not ready: API key unavailable: .*openai-shop/apiKey`));
+    expect(sim.requests).toHaveLength(0);
+
     expect(await cli(['-f', SUITE])).toMatchObject({ code: 2, stderr: 'ai-envelope eval: --routes PATH is required\n' });
     expect(await cli(['-f', SUITE, '--routes', baseline, '--concurrency', '0'])).toMatchObject({ code: 2, stderr: "ai-envelope eval: --concurrency must be a whole number from 1 to 256, got '0'\n" });
   });
