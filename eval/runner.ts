@@ -58,7 +58,7 @@ export class Envelope {
       { level: 'info', base: { component: 'sidecar' }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
       { write: (line: string) => env.onLine(line) },
     );
-    env.running = await startSidecar({ configPath: routes, secretsDir, port: 0, adminPort: 0, adminHost: '127.0.0.1', graceSeconds: 5, pollMs: 60_000, log });
+    env.running = await startSidecar({ configPath: routes, secretsDir, port: 0, adminPort: 0, adminHost: '127.0.0.1', graceSeconds: 5, pollMs: 60_000, log, isolated: true });
     // What /readyz would say: a missing key would fail every case alike, so stop before the first.
     const { ready, reasons } = env.running.sidecar.readiness();
     if (!ready) {

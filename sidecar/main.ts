@@ -23,6 +23,11 @@ export interface StartOptions {
   stateDir?: string;
   /** Shares limits and budgets with every replica; else the config's state.redisURL, if any. */
   redisURL?: string;
+  /**
+   * Counts limits and budgets in this process alone, whatever the config says: an eval run of a
+   * production route must not spend production's shared budget.
+   */
+  isolated?: boolean;
   pollMs?: number;
 }
 
@@ -90,6 +95,7 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
 
 async function openState(opts: StartOptions, onChange: (backend: 'local' | 'redis', reason?: string) => void): Promise<StateStore> {
   const onError = (err: Error) => opts.log.error({ event: 'state_error', err: err.message }, 'state store problem');
+  if (opts.isolated) return LocalStore.open({ onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
   let redisURL = opts.redisURL;
   if (!redisURL) {
     // The operator may put the shared store in the rendered config.

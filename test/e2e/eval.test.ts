@@ -12,6 +12,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadAnswers, startSimulator, type Simulator } from '../../simulator/index.ts';
 import type { Report } from '../../eval/report.ts';
 import { tempDir } from '../support/sidecar-process.ts';
+import { startRedis } from '../support/redis.ts';
+import { Redis } from 'ioredis';
+import { parse as parseYAML } from 'yaml';
+import { SidecarConfig } from '../../crds/schema.ts';
+import { contentHash } from '../../crds/canonical.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli.js');
@@ -253,5 +258,32 @@ cases:
     expect(rep.baseline.overall).toEqual({ passed: 11, total: 12, rate: 11 / 12 });
     expect(rep.cases).toHaveLength(12);
     expect(rep.cases.find((c) => c.id === 'extract-refund')?.baseline.status).toBe('pass');
+  });
+
+  it('never touches the shared Redis a rendered production config names', async () => {
+    const redis = await startRedis();
+    try {
+      const rendered = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [CLI, 'render', '-f', baseline], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+      // As the operator writes it for replicas that share Redis: the state in the config, and the
+      // content hash over it.
+      const config = SidecarConfig.parse({ ...(parseYAML(rendered) as Record<string, unknown>), state: { redisURL: redis.url } });
+      config.version = contentHash({ routes: config.routes, budgets: config.budgets, state: config.state });
+      const path = join(dir, 'rendered-with-redis.json');
+      writeFileSync(path, JSON.stringify(config));
+      const r = await cli(['-f', SUITE, '--routes', path, '--out', join(dir, 'isolated'), '--no-cache']);
+      expect(r.code).toBe(0);
+      expect(report(join(dir, 'isolated')).baseline.perTag.adversarial).toEqual({ passed: 3, total: 3, rate: 1 });
+      const client = new Redis(redis.url, { lazyConnect: true });
+      await client.connect();
+      // Limits and budgets were counted in the eval's own process: nothing reached the shared store.
+      expect(await client.dbsize()).toBe(0);
+      const clients = await client.client('LIST');
+      expect(String(clients).trim().split('\n')).toHaveLength(1);
+      client.disconnect();
+    } finally {
+      await redis.stop();
+    }
   });
 });
