@@ -60,7 +60,14 @@ export class Sidecar {
     this.logRequest = requestLineWriter(opts.log);
     this.state = opts.state;
     this.keys = new KeyStore(opts.log, this.metrics, opts.pollMs);
-    this.config = new ConfigStore({ path: opts.configPath, secretsDir: opts.secretsDir, keys: this.keys, log: opts.log, metrics: this.metrics, onLoad: (c) => this.applyReported(c) });
+    this.config = new ConfigStore({ path: opts.configPath, secretsDir: opts.secretsDir, keys: this.keys, log: opts.log, metrics: this.metrics, onLoad: (c) => this.onConfig(c) });
+  }
+
+  private onConfig(config: RuntimeConfig): void {
+    // Budgets removed from the config leave the metric with them.
+    this.metrics.budgetLimit.reset();
+    for (const b of config.source.budgets) this.metrics.budgetLimit.set({ budget: `${b.namespace}/${b.name}` }, b.limitUSD);
+    this.applyReported(config);
   }
 
   /**

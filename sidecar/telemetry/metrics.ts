@@ -29,6 +29,7 @@ export class Metrics {
   readonly breakerState: Gauge;
   readonly budgetSpent: Gauge;
   readonly budgetRemaining: Gauge;
+  readonly budgetLimit: Gauge;
   readonly budgetAlerts: Counter;
   readonly stateBackend: Gauge;
   readonly moderation: Counter;
@@ -107,6 +108,7 @@ export class Metrics {
       registers,
     });
     this.budgetSpent = new Gauge({ name: 'ai_envelope_budget_spent_usd', help: 'Spent in the current period, as this sidecar last saw it.', labelNames: ['budget'], registers });
+    this.budgetLimit = new Gauge({ name: 'ai_envelope_budget_limit_usd', help: 'limitUSD of each budget in the config in force: what spent and remaining add up against.', labelNames: ['budget'], registers });
     this.budgetRemaining = new Gauge({ name: 'ai_envelope_budget_remaining_usd', help: 'Left in the current period (limit − spent − reserved).', labelNames: ['budget'], registers });
     this.budgetAlerts = new Counter({ name: 'ai_envelope_budget_alerts_total', help: 'alertAt thresholds crossed.', labelNames: ['budget', 'threshold'], registers });
     this.stateBackend = new Gauge({ name: 'ai_envelope_state_backend', help: 'Where limits and budgets are counted: 1 for the backend in use.', labelNames: ['backend'], registers });

@@ -191,7 +191,7 @@ describeWithKube('the chart operator through the real CLI, with the examples app
     const missing = names.filter((n) => !declared(n.startsWith('ai_envelope_operator_') ? operatorMetrics : sidecarMetrics, n));
     expect(missing).toEqual([]);
     // The queries reach both processes and the four things the dashboard is for.
-    for (const n of ['ai_envelope_budget_spent_usd', 'ai_envelope_budget_remaining_usd', 'gen_ai_client_token_usage_sum', 'gen_ai_client_operation_duration_seconds_bucket', 'ai_envelope_requests_total', 'ai_envelope_circuit_state', 'ai_envelope_config_reloads_total', 'ai_envelope_operator_webhook_admissions_total']) {
+    for (const n of ['ai_envelope_budget_spent_usd', 'ai_envelope_budget_limit_usd', 'ai_envelope_quality_signals_total', 'ai_envelope_feedback_total', 'gen_ai_client_token_usage_sum', 'gen_ai_client_operation_duration_seconds_bucket', 'ai_envelope_requests_total', 'ai_envelope_circuit_state', 'ai_envelope_config_reloads_total', 'ai_envelope_operator_webhook_admissions_total']) {
       expect(names).toContain(n);
     }
     // A name that is not served is caught (the check is not vacuous).

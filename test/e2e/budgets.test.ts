@@ -96,6 +96,7 @@ describe('degrade and alert', () => {
     expect(alerts.map((a) => a.threshold)).toEqual([0.5, 1]);
     const metrics = await (await fetch(`${e.sidecar.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/ai_envelope_budget_alerts_total\{budget="shop\/soft",threshold="0.5"\} 1/);
+    expect(metrics).toMatch(/^ai_envelope_budget_limit_usd\{budget="shop\/soft"\} 0\.00001$/m);
   });
 });
 
