@@ -33,10 +33,13 @@ function cardWindow(t: string, c: Chain, a: number, b: number): boolean {
 
 export function findCards(t: string, out: Spans): void {
   scanChains(t, (c) => {
+    // A `+` number is a phone number however its digits fall: its tail may pass Luhn by chance
+    // (`+1 5853 7427 5709 42`), and claiming it as a card would hide the phone.
+    if (c.plus) return;
     const [u0, u1] = usable(c);
     for (let a = u0; a < u1; a++) {
-      // Not a `+` number, not inside a parenthesis, not the fraction of a decimal.
-      if (c.paren[a] || (a === 0 && c.plus) || (a > 0 && c.sep[a] === DOT)) continue;
+      // Not inside a parenthesis, not the fraction of a decimal.
+      if (c.paren[a] || (a > 0 && c.sep[a] === DOT)) continue;
       let digits = 0;
       let best = -1;
       for (let b = a; b < u1; b++) {
