@@ -43,6 +43,7 @@ Commands:
 
 const EVAL_USAGE = `  eval -f SUITE --routes PATH [--compare PATH2] [--out DIR] ...   Run an eval suite through a route's
         envelope; 'ai-envelope eval --help' for every flag (README: Evals).
+  review list|show|approve|reject|edit ...   Work a sidecar's human review queue (README: Review queue).
 `;
 
 class UsageError extends Error {}
@@ -291,7 +292,12 @@ async function evals(args: string[]): Promise<number> {
   return evalCommand(args);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals };
+async function review(args: string[]): Promise<number> {
+  const { reviewCommand } = await import('./sidecar/review/cli.ts');
+  return reviewCommand(args);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

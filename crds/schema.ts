@@ -177,6 +177,8 @@ export const ModerationPolicy = z
     input: z.boolean().default(false),
     model: modelName.default('omni-moderation-latest'),
     onUnavailable: z.enum(['block', 'allow']).default('block'),
+    /** block: refuse flagged input (moderation_flagged); review: hold it for a human (review_pending). */
+    onFlagged: z.enum(['block', 'review']).default('block'),
   })
   .strict();
 
@@ -184,9 +186,22 @@ export const OutputPolicy = z
   .object({
     /** A JSON Schema (draft 2020-12) every answer must satisfy. */
     jsonSchema: z.record(z.string(), z.unknown()).optional(),
-    /** repair: one more call with the validation errors; fallback: the next model; reject: 422 output_invalid. */
-    onInvalid: z.enum(['repair', 'fallback', 'reject']).default('reject'),
+    /**
+     * repair: one more call with the validation errors; fallback: the next model; reject: 422
+     * output_invalid; review: hold the answer for a human (409 review_pending with a review id).
+     */
+    onInvalid: z.enum(['repair', 'fallback', 'reject', 'review']).default('reject'),
     allowedTools: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+
+/** The human review queue of a route (output.onInvalid or moderation.onFlagged: review). */
+export const ReviewPolicy = z
+  .object({
+    /** How long an item is kept, decided or not, before it is deleted. */
+    retentionHours: z.number().int().min(1).max(2160).default(168),
+    /** The reviewers' bearer token for the admin port's /reviews endpoints, from a Secret. */
+    tokenSecretRef: SecretRef.optional(),
   })
   .strict();
 
@@ -225,6 +240,7 @@ const AIRouteSpecShape = z
     input: InputPolicy.prefault({}),
     moderation: ModerationPolicy.prefault({}),
     output: OutputPolicy.prefault({}),
+    review: ReviewPolicy.prefault({}),
     prompt: PromptPolicy.optional(),
     logging: LoggingPolicy.prefault({}),
     data: DataPolicy.prefault({}),
@@ -258,6 +274,12 @@ type LimitsNode = z.output<typeof Limits>;
 const WINDOWS = ['requestsPerMinute', 'tokensPerMinute', 'requestsPerDay', 'tokensPerDay'] as const;
 
 export const ROUTE_RULES: readonly CrossFieldRule[] = [
+  crossFieldRule<RouteSpecShape>(
+    [],
+    "!((has(self.output) && has(self.output.onInvalid) && self.output.onInvalid == 'review') || (has(self.moderation) && has(self.moderation.onFlagged) && self.moderation.onFlagged == 'review')) || (has(self.review) && has(self.review.tokenSecretRef))",
+    'review.tokenSecretRef must name the reviewers\' token when output.onInvalid or moderation.onFlagged is review',
+    (s) => !(s.output.onInvalid === 'review' || s.moderation.onFlagged === 'review') || s.review.tokenSecretRef !== undefined,
+  ),
   crossFieldRule<ModelNode>(
     ['model'],
     '!has(self.default) || !has(self.allowed) || size(self.allowed) == 0 || self.default in self.allowed',

@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { Sidecar } from './sidecar.ts';
 import { adminApp, proxyListener } from './server.ts';
 import { loadConfig } from '../crds/render.ts';
+import { join } from 'node:path';
 import { LocalStore } from './state/local.ts';
+import { ReviewStore } from './review/store.ts';
 import { ResilientStore } from './state/resilient.ts';
 import type { StateStore } from './state/types.ts';
 
@@ -58,7 +60,11 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
     if (backend === 'local') opts.log.error(line, 'Redis is unreachable: limits and budgets are enforced by this sidecar alone until it returns');
     else opts.log.info(line, 'Redis is back: limits and budgets are shared again');
   });
-  sidecar = new Sidecar({ configPath: opts.configPath, secretsDir: opts.secretsDir, log: opts.log, state, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
+  const reviews = await ReviewStore.open(opts.stateDir ? join(opts.stateDir, 'reviews') : undefined);
+  // Expired items go within the hour, whether or not anyone looks at the queue.
+  const sweeping = setInterval(() => void reviews.sweep().catch(() => {}), 3_600_000);
+  sweeping.unref();
+  sidecar = new Sidecar({ configPath: opts.configPath, secretsDir: opts.secretsDir, log: opts.log, state, reviews, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
   sidecar.metrics.stateBackend.set({ backend: state.kind }, 1);
   await sidecar.config.reload();
   await sidecar.config.start(opts.pollMs);
@@ -74,6 +80,7 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
+    clearInterval(sweeping);
     stopping ??= (async () => {
       sidecar.draining = true;
       opts.log.info({ event: 'draining', in_flight: sidecar.inFlight, grace_seconds: opts.graceSeconds }, 'shutting down: finishing in-flight requests');

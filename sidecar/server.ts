@@ -6,6 +6,7 @@ import { handle } from './pipeline/exchange.ts';
 import { modelCall } from './pipeline/model-call.ts';
 import { getModel, listModels, passthrough } from './pipeline/passthrough.ts';
 import { feedback } from './pipeline/feedback.ts';
+import { decideReview, listReviews, reviewOutcome, showReview } from './review/http.ts';
 import type { Endpoint } from '../crds/schema.ts';
 import type { Sidecar } from './sidecar.ts';
 
@@ -57,6 +58,8 @@ export function proxyApp(sidecar: Sidecar): express.Express {
 
   // The app's verdict on an answer (quality signals); not part of OpenAI's API, hence not under /v1.
   app.post('/envelope/feedback', (req, res) => handle(sidecar, req, res, 'feedback', feedback));
+  // The outcome of a call held for human review (review_pending), by its review id.
+  app.get('/envelope/reviews/:id', (req, res) => handle(sidecar, req, res, 'review', (ex) => reviewOutcome(ex, String(req.params.id))));
 
   app.use((req, res) => {
     void handle(sidecar, req, res, 'unknown', async () => {
@@ -85,8 +88,18 @@ export function adminApp(sidecar: Sidecar): express.Express {
     res.setHeader('content-type', sidecar.metrics.registry.contentType);
     res.end(await sidecar.metrics.registry.metrics());
   });
+  // The review queue, for reviewers holding a route's token (sidecar/review/http.ts).
+  app.get('/reviews', (req, res) => listReviews(sidecar, req, res));
+  app.get('/reviews/:id', (req, res) => showReview(sidecar, req, res));
+  app.post('/reviews/:id/:action', express.json({ limit: '2mb' }), (req, res, next) => void decideReview(sidecar, req, res).catch(next));
   app.get('/usage', async (_req, res) => {
     res.json(await sidecar.usageReport());
+  });
+  // A body that is not JSON, or too large, in the same error shape as everything else.
+  app.use((err: { status?: number; message?: string }, _req: Request, res: Response, _next: (e?: unknown) => void) => {
+    const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+    res.setHeader('x-should-retry', 'false');
+    res.status(status).json({ error: { message: status === 500 ? 'Internal error in the sidecar.' : `The request body could not be read: ${err.message ?? 'invalid'}.`, type: 'envelope_error', code: 'invalid_request', param: null } });
   });
   return app;
 }

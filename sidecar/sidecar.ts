@@ -11,6 +11,7 @@ import { Breakers, type BreakerState } from './policy/breaker.ts';
 import { ConcurrencyGate } from './policy/concurrency.ts';
 import { IdempotencyCache } from './policy/idempotency.ts';
 import { QualitySignals } from './policy/quality.ts';
+import type { ReviewStore } from './review/store.ts';
 import type { RuntimeConfig, RuntimeRoute } from './config/runtime.ts';
 import { periodOf } from './policy/periods.ts';
 import type { BudgetUse } from './pipeline/admission.ts';
@@ -21,6 +22,8 @@ export interface SidecarOptions {
   log: Logger;
   /** Where limits and budgets are counted. */
   state: StateStore;
+  /** The human review queue (durable with a state dir). */
+  reviews: ReviewStore;
   /** How often config and key files are re-checked besides the file watchers. */
   pollMs?: number;
 }
@@ -47,6 +50,7 @@ export class Sidecar {
   readonly breakers = new Breakers();
   readonly idempotency = new IdempotencyCache();
   readonly quality = new QualitySignals();
+  readonly reviews: ReviewStore;
   inFlight = 0;
   draining = false;
   private readonly gates = new Map<string, ConcurrencyGate>();
@@ -59,6 +63,7 @@ export class Sidecar {
     this.log = opts.log;
     this.logRequest = requestLineWriter(opts.log);
     this.state = opts.state;
+    this.reviews = opts.reviews;
     this.keys = new KeyStore(opts.log, this.metrics, opts.pollMs);
     this.config = new ConfigStore({ path: opts.configPath, secretsDir: opts.secretsDir, keys: this.keys, log: opts.log, metrics: this.metrics, onLoad: (c) => this.onConfig(c) });
   }

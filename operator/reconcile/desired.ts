@@ -122,7 +122,7 @@ export function reconcileNamespace(input: NamespaceInput): NamespaceDesired {
       const result = AIRoute.safeParse({ ...obj, apiVersion: API_VERSION, kind: 'AIRoute', metadata: { ...obj.metadata, namespace } });
       if (!result.success) return { obj, problem: { reason: 'InvalidSpec', message: zodMessage(result.error.issues) } };
       const spec = result.data.spec;
-      const missing = [spec.upstream.secretRef?.name, spec.input.userHashSecretRef?.name].filter((n): n is string => !!n && !input.secrets.has(n));
+      const missing = [spec.upstream.secretRef?.name, spec.input.userHashSecretRef?.name, spec.review.tokenSecretRef?.name].filter((n): n is string => !!n && !input.secrets.has(n));
       if (missing.length > 0) {
         return { obj, parsed: result.data, problem: { reason: 'SecretNotFound', message: `Secret ${[...new Set(missing)].map((n) => `'${n}'`).join(', ')} not found in namespace ${namespace}; the route is left out of its ConfigMap until it exists` } };
       }

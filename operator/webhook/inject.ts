@@ -183,6 +183,7 @@ function routeSecrets(r: AIRoute): Array<{ name: string; field: string }> {
   const out: Array<{ name: string; field: string }> = [];
   if (r.spec.upstream.secretRef) out.push({ name: r.spec.upstream.secretRef.name, field: 'spec.upstream.secretRef' });
   if (r.spec.input.userHashSecretRef) out.push({ name: r.spec.input.userHashSecretRef.name, field: 'spec.input.userHashSecretRef' });
+  if (r.spec.review.tokenSecretRef) out.push({ name: r.spec.review.tokenSecretRef.name, field: 'spec.review.tokenSecretRef' });
   return out;
 }
 

@@ -17,6 +17,8 @@ export interface RuntimeRoute {
   keyPath: string | null;
   /** The HMAC key for user ids (input.userHashSecretRef); null: the API key serves. */
   userHashKeyPath: string | null;
+  /** The reviewers' token for this route's review items (review.tokenSecretRef); null: none. */
+  reviewTokenPath: string | null;
 }
 
 export interface RuntimeConfig {
@@ -42,6 +44,7 @@ export function compileConfig(config: SidecarConfig, secretsDir: string): Runtim
     baseURL: spec.upstream.baseURL.replace(/\/+$/, ''),
     keyPath: spec.upstream.secretRef ? join(secretsDir, spec.upstream.secretRef.name, spec.upstream.secretRef.key) : null,
     userHashKeyPath: spec.input.userHashSecretRef ? join(secretsDir, spec.input.userHashSecretRef.name, spec.input.userHashSecretRef.key) : null,
+    reviewTokenPath: spec.review.tokenSecretRef ? join(secretsDir, spec.review.tokenSecretRef.name, spec.review.tokenSecretRef.key) : null,
   }));
   const byName = new Map<string, RuntimeRoute>();
   const nameCount = new Map<string, number>();

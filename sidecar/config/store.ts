@@ -98,7 +98,7 @@ export class ConfigStore {
     const next = compileConfig(result.config, this.secretsDir);
     // Load the tokenizers now, not on the first call of each model family.
     warmTokenizers(next.routes.flatMap((r) => [...r.spec.model.allowed, ...(r.spec.model.default ? [r.spec.model.default] : [])]));
-    await this.keys.use(next.routes.flatMap((r) => [r.keyPath, r.userHashKeyPath].filter((p): p is string => p !== null)));
+    await this.keys.use(next.routes.flatMap((r) => [r.keyPath, r.userHashKeyPath, r.reviewTokenPath].filter((p): p is string => p !== null)));
     const previous = this.current?.version ?? null;
     this.current = next;
     this.onLoad?.(next);

@@ -15,6 +15,7 @@ import { logContent, outputPolicyFor, wantsContent, type OutputPolicy } from './
 import { answerOf, checkAnswer, repairRequest, type OutputEndpoint } from '../policy/output.ts';
 import { bodyHash, type StoredAnswer } from '../policy/idempotency.ts';
 import { prepareInput } from './input.ts';
+import { holdForReview } from './review.ts';
 import { estimateInputTokens, type TokenEndpoint } from '../policy/tokens.ts';
 import type { RuntimeRoute } from '../config/runtime.ts';
 
@@ -225,6 +226,11 @@ async function callWithFallbacks(
           sidecar.metrics.outputViolations.inc({ route: route.id, code: violation.code, action: 'repair' });
           plan.splice(i + 1, 0, { model: candidate, body: repairRequest(endpoint as OutputEndpoint, step.body, answer, violation.errors) });
           continue;
+        }
+        if (violation.code === 'output_invalid' && onInvalid === 'review') {
+          ex.record.output_action = 'review';
+          sidecar.metrics.outputViolations.inc({ route: route.id, code: violation.code, action: 'review' });
+          throw await holdForReview(ex, route, endpoint, { reason: 'output_invalid', model: candidate, details: violation.errors, request: step.body, ...(answer.text !== undefined ? { answer: answer.text } : {}) });
         }
         if (violation.code === 'output_invalid' && onInvalid === 'fallback' && more && Date.now() < deadline) {
           ex.record.output_action = 'fallback';

@@ -7,6 +7,7 @@ import { EnvelopeError } from '../errors.ts';
 import { callUpstream } from '../upstream/client.ts';
 import { mapTexts, type TextEndpoint } from '../policy/redact.ts';
 import { upstreamHeaders } from './forward.ts';
+import { holdForReview, inputDigest, REVIEW_HEADER } from './review.ts';
 import { callOptions } from './model-call.ts';
 import type { Exchange } from './exchange.ts';
 import type { RuntimeRoute } from '../config/runtime.ts';
@@ -29,6 +30,17 @@ export async function moderateInput(ex: Exchange, route: RuntimeRoute, endpoint:
   });
   if (texts.length === 0) return;
   const { metrics, log } = ex.sidecar;
+  // A resubmission of an input whose review a person approved goes through, once.
+  const reviewId = ex.req.headers[REVIEW_HEADER];
+  if (typeof reviewId === 'string' && policy.onFlagged === 'review') {
+    const item = ex.sidecar.reviews.get(reviewId);
+    if (item && item.reason === 'moderation_flagged' && item.route === route.id && item.status === 'approved' && !item.decision?.used && item.inputDigest === inputDigest(texts)) {
+      await ex.sidecar.reviews.use(item.id);
+      metrics.reviews.inc({ route: route.id, reason: item.reason, event: 'released' });
+      log.info({ event: 'review_released', review_id: item.id, request_id: ex.id, route: route.id }, 'approved input let through once');
+      return;
+    }
+  }
   const payload = Buffer.from(JSON.stringify({ model: policy.model, input: texts }));
   let results: ModerationResult[] | undefined;
   let why = '';
@@ -63,6 +75,9 @@ export async function moderateInput(ex: Exchange, route: RuntimeRoute, endpoint:
     metrics.moderation.inc({ route: route.id, result: 'flagged' });
     const categories = [...flagged].sort();
     ex.record.moderation = categories;
+    if (policy.onFlagged === 'review') {
+      throw await holdForReview(ex, route, endpoint, { reason: 'moderation_flagged', model: ex.record.model ?? '', details: categories, request: body, inputDigest: inputDigest(texts) });
+    }
     throw new EnvelopeError('moderation_flagged', `The input was flagged by moderation: ${categories.join(', ')}.`, { headers: { 'x-should-retry': 'false' } });
   }
   metrics.moderation.inc({ route: route.id, result: 'passed' });

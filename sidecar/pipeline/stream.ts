@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { Endpoint } from '../../crds/schema.ts';
 import { SseTap, type StreamKind } from '../upstream/sse.ts';
 import type { UpstreamResponse } from '../upstream/client.ts';
+import { holdForReview } from './review.ts';
 import { StreamAnswer, checkAnswer, type Answer, type OutputEndpoint, type Violation } from '../policy/output.ts';
 import { answerHeaders } from './forward.ts';
 import type { Exchange } from './exchange.ts';
@@ -66,7 +67,16 @@ export async function relayStream(
     } else if (collector) {
       result.answer = collector.answer();
       if (policy) result.violation = checkAnswer(endpoint as OutputEndpoint, result.answer, requestBody, policy);
-      if (result.violation) {
+      if (result.violation?.code === 'output_invalid' && route.spec.output.onInvalid === 'review') {
+        // The deltas have reached the app, but not the end of the stream: it ends as held.
+        const v = result.violation;
+        ex.record.output_violation = v.code;
+        ex.record.output_action = 'review';
+        ex.record.error_code = 'review_pending';
+        ex.sidecar.metrics.outputViolations.inc({ route: route.id, code: v.code, action: 'review' });
+        const held = await holdForReview(ex, route, endpoint, { reason: 'output_invalid', model: ex.record.model ?? '', details: v.errors, request: requestBody, ...(result.answer?.text !== undefined ? { answer: result.answer.text } : {}) });
+        res.write(tap.errorEvent('review_pending', held.message));
+      } else if (result.violation) {
         ex.record.error_code = result.violation.code;
         ex.record.output_violation = result.violation.code;
         ex.record.output_action = 'reject';

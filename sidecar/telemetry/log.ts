@@ -91,6 +91,8 @@ export interface RequestRecord {
   output_checked?: boolean;
   /** The same user sent the same input to this route within the repeat window. */
   repeat?: boolean;
+  /** The review item the call was held as (review_pending). */
+  review_id?: string;
   /** On a feedback call: the app's verdict, and the request it is about. */
   feedback?: string;
   feedback_for?: string;

@@ -38,6 +38,7 @@ export class Metrics {
   readonly promptVersion: Counter;
   readonly quality: Counter;
   readonly feedback: Counter;
+  readonly reviews: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -131,6 +132,12 @@ export class Metrics {
       name: 'ai_envelope_feedback_total',
       help: 'What apps reported about answers: accepted, edited, rejected, reported.',
       labelNames: ['route', 'gen_ai_request_model', 'prompt_version', 'outcome'],
+      registers,
+    });
+    this.reviews = new Counter({
+      name: 'ai_envelope_reviews_total',
+      help: 'Human review items by reason (output_invalid, moderation_flagged) and event (held, approved, rejected, edited, released).',
+      labelNames: ['route', 'reason', 'event'],
       registers,
     });
     this.keyReloads = new Counter({
