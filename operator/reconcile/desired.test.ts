@@ -88,6 +88,11 @@ describe('reconcileNamespace: status', () => {
       routes: [route('a', { ...app('web'), input: { userHashSecretRef: { name: 'hmac' } } })],
       want: { a: { status: 'False', reason: 'SecretNotFound', configMap: false } },
     },
+    {
+      name: 'missing reviewers\' token Secret',
+      routes: [route('a', { ...app('web'), output: { jsonSchema: { type: 'object' }, onInvalid: 'review' }, review: { tokenSecretRef: { name: 'reviewers', key: 'token' } } })],
+      want: { a: { status: 'False', reason: 'SecretNotFound', configMap: false } },
+    },
     { name: 'route without a Secret uses the sidecar env key', routes: [route('a', { upstream: {} })], secrets: [], want: { a: { status: 'True', reason: 'Configured', configMap: true } } },
     { name: 'spec the schema refuses', routes: [route('a', { model: { allowed: ['x'], default: 'y' } })], want: { a: { status: 'False', reason: 'InvalidSpec', configMap: false } } },
     { name: 'unusable JSON Schema', routes: [route('a', { output: { jsonSchema: { type: 'nope' } } })], want: { a: { status: 'False', reason: 'InvalidSpec', configMap: false } } },

@@ -49,6 +49,7 @@ describe('decide: skip and refuse', () => {
     ['only an invalid route selects it', pod(), facts({ routes: [broken] }), 'refuse', /invalid, not counted: broken/],
     ['Secret of another namespace', pod(), facts({ routes: [staging] }), 'refuse', /Secret 'openai-staging' named by AIRoute shop\/staging \(spec\.upstream\.secretRef\) does not exist in namespace shop/],
     ['userHash Secret missing', pod(), facts({ routes: [supportFast], secrets: new Set(['openai-prod']) }), 'refuse', /Secret 'user-hash' .*spec\.input\.userHashSecretRef/],
+    ['reviewers\' token Secret missing', pod(), facts({ routes: [route('held', { podSelector: { matchLabels: { app: 'support' } }, upstream: { secretRef: { name: 'openai-prod' } }, output: { jsonSchema: { type: 'object' }, onInvalid: 'review' }, review: { tokenSecretRef: { name: 'reviewers', key: 'token' } } })] }), 'refuse', /Secret 'reviewers' .*spec\.review\.tokenSecretRef/],
     ['named route missing', pod({ annotations: { 'ai-envelope.dev/routes': 'support, nope' } }), facts(), 'refuse', /AIRoute 'nope' .* does not exist in namespace shop/],
     ['named route does not select it', pod({ labels: { app: 'support', 'ai-envelope.dev/inject': 'true' }, annotations: { 'ai-envelope.dev/routes': 'other' } }), facts({ routes: [support, route('other', { podSelector: { matchLabels: { app: 'x' } } })] }), 'refuse', /does not select this pod/],
     ['two pod selectors', pod(), facts({ routes: [support, everyPod] }), 'refuse', /different spec\.podSelector select this pod \(everything \/ support\)|\(support \/ everything\)/],
