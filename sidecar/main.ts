@@ -7,7 +7,8 @@ import { adminApp, proxyListener } from './server.ts';
 import { loadConfig } from '../crds/render.ts';
 import { join } from 'node:path';
 import { LocalStore } from './state/local.ts';
-import { ReviewStore } from './review/store.ts';
+import { ReviewStore, type Reviews } from './review/store.ts';
+import { RedisReviewStore } from './review/redis.ts';
 import { ResilientStore } from './state/resilient.ts';
 import type { StateStore } from './state/types.ts';
 
@@ -60,7 +61,9 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
     if (backend === 'local') opts.log.error(line, 'Redis is unreachable: limits and budgets are enforced by this sidecar alone until it returns');
     else opts.log.info(line, 'Redis is back: limits and budgets are shared again');
   });
-  const reviews = await ReviewStore.open(opts.stateDir ? join(opts.stateDir, 'reviews') : undefined);
+  // With a shared Redis, one queue for every replica; else files in the state dir (or memory).
+  const redisURL = await sharedStateURL(opts);
+  const reviews: Reviews = redisURL ? new RedisReviewStore(redisURL) : await ReviewStore.open(opts.stateDir ? join(opts.stateDir, 'reviews') : undefined);
   // Expired items go within the hour, whether or not anyone looks at the queue.
   const sweeping = setInterval(() => void reviews.sweep().catch(() => {}), 3_600_000);
   sweeping.unref();
@@ -100,15 +103,18 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
   return { sidecar, port, adminPort, shutdown };
 }
 
+/** The Redis every replica shares: the flag, else the rendered config's; none when isolated. */
+async function sharedStateURL(opts: StartOptions): Promise<string | undefined> {
+  if (opts.isolated) return undefined;
+  if (opts.redisURL) return opts.redisURL;
+  // The operator may put the shared store in the rendered config.
+  const peek = await loadConfig(opts.configPath);
+  return peek.ok ? peek.config.state?.redisURL : undefined;
+}
+
 async function openState(opts: StartOptions, onChange: (backend: 'local' | 'redis', reason?: string) => void): Promise<StateStore> {
   const onError = (err: Error) => opts.log.error({ event: 'state_error', err: err.message }, 'state store problem');
-  if (opts.isolated) return LocalStore.open({ onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
-  let redisURL = opts.redisURL;
-  if (!redisURL) {
-    // The operator may put the shared store in the rendered config.
-    const peek = await loadConfig(opts.configPath);
-    if (peek.ok) redisURL = peek.config.state?.redisURL;
-  }
+  const redisURL = await sharedStateURL(opts);
   if (redisURL) {
     return ResilientStore.open({ redisUrl: redisURL, onChange, onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
   }

@@ -89,8 +89,8 @@ export function adminApp(sidecar: Sidecar): express.Express {
     res.end(await sidecar.metrics.registry.metrics());
   });
   // The review queue, for reviewers holding a route's token (sidecar/review/http.ts).
-  app.get('/reviews', (req, res) => listReviews(sidecar, req, res));
-  app.get('/reviews/:id', (req, res) => showReview(sidecar, req, res));
+  app.get('/reviews', (req, res, next) => void listReviews(sidecar, req, res).catch(next));
+  app.get('/reviews/:id', (req, res, next) => void showReview(sidecar, req, res).catch(next));
   app.post('/reviews/:id/:action', express.json({ limit: '2mb' }), (req, res, next) => void decideReview(sidecar, req, res).catch(next));
   app.get('/usage', async (_req, res) => {
     res.json(await sidecar.usageReport());

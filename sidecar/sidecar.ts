@@ -11,7 +11,7 @@ import { Breakers, type BreakerState } from './policy/breaker.ts';
 import { ConcurrencyGate } from './policy/concurrency.ts';
 import { IdempotencyCache } from './policy/idempotency.ts';
 import { QualitySignals } from './policy/quality.ts';
-import type { ReviewStore } from './review/store.ts';
+import type { Reviews } from './review/store.ts';
 import type { RuntimeConfig, RuntimeRoute } from './config/runtime.ts';
 import { periodOf } from './policy/periods.ts';
 import type { BudgetUse } from './pipeline/admission.ts';
@@ -23,7 +23,7 @@ export interface SidecarOptions {
   /** Where limits and budgets are counted. */
   state: StateStore;
   /** The human review queue (durable with a state dir). */
-  reviews: ReviewStore;
+  reviews: Reviews;
   /** How often config and key files are re-checked besides the file watchers. */
   pollMs?: number;
 }
@@ -50,7 +50,7 @@ export class Sidecar {
   readonly breakers = new Breakers();
   readonly idempotency = new IdempotencyCache();
   readonly quality = new QualitySignals();
-  readonly reviews: ReviewStore;
+  readonly reviews: Reviews;
   inFlight = 0;
   draining = false;
   private readonly gates = new Map<string, ConcurrencyGate>();
@@ -198,5 +198,6 @@ export class Sidecar {
     this.config.stop();
     this.keys.close();
     await this.state.close();
+    await this.reviews.close?.();
   }
 }

@@ -33,9 +33,9 @@ export async function moderateInput(ex: Exchange, route: RuntimeRoute, endpoint:
   // A resubmission of an input whose review a person approved goes through, once.
   const reviewId = ex.req.headers[REVIEW_HEADER];
   if (typeof reviewId === 'string' && policy.onFlagged === 'review') {
-    const item = ex.sidecar.reviews.get(reviewId);
-    if (item && item.reason === 'moderation_flagged' && item.route === route.id && item.status === 'approved' && !item.decision?.used && item.inputDigest === inputDigest(texts)) {
-      await ex.sidecar.reviews.use(item.id);
+    const item = await ex.sidecar.reviews.get(reviewId);
+    // `use` is the atomic part: of two resubmissions at once (on any replica), one goes through.
+    if (item && item.reason === 'moderation_flagged' && item.route === route.id && item.inputDigest === inputDigest(texts) && (await ex.sidecar.reviews.use(item.id))) {
       metrics.reviews.inc({ route: route.id, reason: item.reason, event: 'released' });
       log.info({ event: 'review_released', review_id: item.id, request_id: ex.id, route: route.id }, 'approved input let through once');
       return;

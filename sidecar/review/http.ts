@@ -51,19 +51,19 @@ function authorised(sidecar: Sidecar, req: Request, res: Response, item: ReviewI
 const summary = (i: ReviewItem) => ({ id: i.id, route: i.route, reason: i.reason, status: i.status, model: i.model, prompt_version: i.promptVersion ?? null, created_at: i.createdAt, details: i.details });
 const full = (i: ReviewItem) => ({ ...summary(i), endpoint: i.endpoint, request: i.request, answer: i.answer ?? null, decision: i.decision ?? null, expires_at: new Date(i.expiresAt).toISOString() });
 
-export function listReviews(sidecar: Sidecar, req: Request, res: Response): void {
+export async function listReviews(sidecar: Sidecar, req: Request, res: Response): Promise<void> {
   const status = typeof req.query.status === 'string' ? req.query.status : undefined;
   if (status !== undefined && !STATUSES.has(status)) return fail(res, 400, `status must be one of ${[...STATUSES].join(', ')}, got '${status}'.`, 'status');
   const given = bearer(req);
   if (!given) return fail(res, 401, "A reviewer bearer token is required (the Secret in the route's review.tokenSecretRef).");
   const routes = (sidecar.config.current?.routes ?? []).filter((r) => r.reviewTokenPath && tokenMatches(given, sidecar.keys.get(r.reviewTokenPath))).map((r) => r.id);
-  const items = sidecar.reviews.list(status as ReviewStatus | undefined).filter((i) => routes.includes(i.route));
+  const items = (await sidecar.reviews.list(status as ReviewStatus | undefined)).filter((i) => routes.includes(i.route));
   send(res, 200, { object: 'list', data: items.map(summary) });
 }
 
-export function showReview(sidecar: Sidecar, req: Request, res: Response): void {
+export async function showReview(sidecar: Sidecar, req: Request, res: Response): Promise<void> {
   const id = String(req.params.id);
-  const item = authorised(sidecar, req, res, sidecar.reviews.get(id), id);
+  const item = authorised(sidecar, req, res, await sidecar.reviews.get(id), id);
   if (item) send(res, 200, full(item));
 }
 
@@ -71,7 +71,7 @@ export async function decideReview(sidecar: Sidecar, req: Request, res: Response
   const id = String(req.params.id);
   const action = String(req.params.action);
   if (!ACTIONS.has(action)) return fail(res, 404, `Unknown review action '${action}': approve, reject or edit.`);
-  const item = authorised(sidecar, req, res, sidecar.reviews.get(id), id);
+  const item = authorised(sidecar, req, res, await sidecar.reviews.get(id), id);
   if (!item) return;
   const parsed = Decision.safeParse(req.body ?? {});
   if (!parsed.success) {
@@ -104,7 +104,7 @@ export async function decideReview(sidecar: Sidecar, req: Request, res: Response
 
 /** GET /envelope/reviews/{id} on the proxy port: the app's view of its own item. */
 export async function reviewOutcome(ex: Exchange, id: string): Promise<void> {
-  const item = ex.sidecar.reviews.get(id);
+  const item = await ex.sidecar.reviews.get(id);
   if (!item) throw new EnvelopeError('invalid_request', `No review '${id}' on this sidecar (it may have expired).`, { status: 404, param: 'id', headers: { 'x-should-retry': 'false' } });
   ex.record.route = item.route;
   ex.record.review_id = item.id;

@@ -43,7 +43,32 @@ export interface ReviewItem {
 
 const ID = /^rev_[0-9a-f]{24}$/;
 
-export class ReviewStore {
+/** What a queue does, wherever it keeps its items (files here, or Redis for every replica). */
+export interface Reviews {
+  readonly durable: boolean;
+  add(item: Omit<ReviewItem, 'id' | 'status' | 'createdAt' | 'expiresAt'>, retentionMs: number, now?: number): Promise<ReviewItem>;
+  get(id: string, now?: number): Promise<ReviewItem | undefined>;
+  list(status?: ReviewStatus, now?: number): Promise<ReviewItem[]>;
+  decide(id: string, action: ReviewAction, decision: Omit<ReviewDecision, 'at' | 'used'>, now?: number): Promise<ReviewItem>;
+  /** Marks an approved moderation review as spent; false when it already was (or is not approved). */
+  use(id: string): Promise<boolean>;
+  sweep(now?: number): Promise<number>;
+  close?(): Promise<void>;
+}
+
+/** A new item's id and bookkeeping. */
+export function newItem(item: Omit<ReviewItem, 'id' | 'status' | 'createdAt' | 'expiresAt'>, retentionMs: number, now: number): ReviewItem {
+  return { ...item, id: `rev_${randomBytes(12).toString('hex')}`, status: 'pending', createdAt: new Date(now).toISOString(), expiresAt: now + retentionMs };
+}
+
+/** The item after a reviewer's decision. */
+export function decided(item: ReviewItem, action: ReviewAction, decision: Omit<ReviewDecision, 'at' | 'used'>, now: number): ReviewItem {
+  const status: ReviewStatus = action === 'approve' ? 'approved' : action === 'reject' ? 'rejected' : 'edited';
+  const answer = action === 'approve' ? item.answer : action === 'edit' ? decision.answer : undefined;
+  return { ...item, status, decision: { at: new Date(now).toISOString(), ...(decision.reviewer ? { reviewer: decision.reviewer } : {}), ...(decision.note ? { note: decision.note } : {}), ...(answer !== undefined ? { answer } : {}) } };
+}
+
+export class ReviewStore implements Reviews {
   private readonly items = new Map<string, ReviewItem>();
   private readonly dir: string | undefined;
 
@@ -74,42 +99,42 @@ export class ReviewStore {
   }
 
   async add(item: Omit<ReviewItem, 'id' | 'status' | 'createdAt' | 'expiresAt'>, retentionMs: number, now = Date.now()): Promise<ReviewItem> {
-    const full: ReviewItem = { ...item, id: `rev_${randomBytes(12).toString('hex')}`, status: 'pending', createdAt: new Date(now).toISOString(), expiresAt: now + retentionMs };
+    const full = newItem(item, retentionMs, now);
     await this.write(full);
     this.items.set(full.id, full);
     return full;
   }
 
-  get(id: string, now = Date.now()): ReviewItem | undefined {
+  async get(id: string, now = Date.now()): Promise<ReviewItem | undefined> {
     const item = this.items.get(id);
     return item && item.expiresAt > now ? item : undefined;
   }
 
   /** Oldest first; `status` narrows it. */
-  list(status?: ReviewStatus, now = Date.now()): ReviewItem[] {
+  async list(status?: ReviewStatus, now = Date.now()): Promise<ReviewItem[]> {
     return [...this.items.values()].filter((i) => i.expiresAt > now && (!status || i.status === status)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
   /** Records a reviewer's decision on a pending item. */
   async decide(id: string, action: ReviewAction, decision: Omit<ReviewDecision, 'at' | 'used'>, now = Date.now()): Promise<ReviewItem> {
-    const item = this.get(id, now);
+    const item = await this.get(id, now);
     if (!item) throw new ReviewError(404, `No review '${id}' (it may have expired).`);
     if (item.status !== 'pending') throw new ReviewError(409, `Review '${id}' was already decided: ${item.status}.`);
-    const status: ReviewStatus = action === 'approve' ? 'approved' : action === 'reject' ? 'rejected' : 'edited';
-    const answer = action === 'approve' ? item.answer : action === 'edit' ? decision.answer : undefined;
-    const next: ReviewItem = { ...item, status, decision: { at: new Date(now).toISOString(), ...(decision.reviewer ? { reviewer: decision.reviewer } : {}), ...(decision.note ? { note: decision.note } : {}), ...(answer !== undefined ? { answer } : {}) } };
+    const next = decided(item, action, decision, now);
     await this.write(next);
     this.items.set(id, next);
     return next;
   }
 
   /** Marks an approved moderation review as spent: its input went through once. */
-  async use(id: string): Promise<void> {
+  async use(id: string): Promise<boolean> {
     const item = this.items.get(id);
-    if (!item?.decision) return;
+    if (!item?.decision || item.status !== 'approved' || item.decision.used) return false;
     const next = { ...item, decision: { ...item.decision, used: true } };
-    await this.write(next);
+    // In memory first: a second call in the same tick must not pass too.
     this.items.set(id, next);
+    await this.write(next);
+    return true;
   }
 
   /** Deletes what has outlived its retention. */

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { routeManifest, simRoute, startEnv, type Env } from '../support/fixtures.ts';
 import { startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.ts';
+import { startRedis } from '../support/redis.ts';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const TOKEN = 'reviewers-token-for-tests-0123';
@@ -166,5 +167,36 @@ describe('review queue', () => {
     expect((await admin(`/reviews/${id}/shred`, { method: 'POST', body: '{}' })).status).toBe(404);
     expect((await review(['approve'])).code).toBe(2);
     expect((await review(['list'], { AI_ENVELOPE_REVIEW_TOKEN: '' })).stderr).toContain('reviewer token is needed');
+  });
+});
+
+describe('review queue shared through Redis', () => {
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let shared: Env;
+  let second: SidecarProcess;
+  beforeAll(async () => {
+    redis = await startRedis();
+    shared = await startEnv({ routes: (sim) => [routeManifest('held', simRoute(sim, { output: { jsonSchema: schema, onInvalid: 'review' }, review: reviewed }))] });
+    shared.secrets.write('reviewers', { token: TOKEN });
+    await shared.sidecar.stop('SIGTERM');
+    shared.sidecar = await startSidecarProcess({ config: shared.configPath, secretsDir: shared.secrets.root, args: ['--redis-url', redis.url] });
+    second = await startSidecarProcess({ config: shared.configPath, secretsDir: shared.secrets.root, args: ['--redis-url', redis.url] });
+  });
+  afterAll(async () => {
+    await second?.stop('SIGKILL');
+    await shared?.close();
+    await redis?.stop();
+  });
+
+  it('holds at one replica, is decided at another, and the outcome is read back at the first', async () => {
+    const app = new OpenAI({ apiKey: 'sk-test-app', baseURL: shared.sidecar.url, defaultHeaders: { 'x-envelope-route': 'held' } });
+    const err = await refusal(app.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'BROKEN_JSON' }] }));
+    const id = err.headers?.get('x-envelope-review-id') as string;
+    const atSecond = (path: string, init: RequestInit = {}) => fetch(`${second.adminUrl}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+    const listed = (await (await atSecond('/reviews?status=pending')).json()) as { data: Array<{ id: string }> };
+    expect(listed.data.map((i) => i.id)).toEqual([id]);
+    expect((await atSecond(`/reviews/${id}/edit`, { method: 'POST', body: JSON.stringify({ output_text: '{"category": "shipping"}' }) })).status).toBe(200);
+    const read = await (await fetch(`${shared.sidecar.url.replace(/\/v1$/, '')}/envelope/reviews/${id}`)).json();
+    expect(read).toMatchObject({ status: 'edited', output_text: '{"category": "shipping"}' });
   });
 });
