@@ -46,14 +46,14 @@ export class Metrics {
     this.duration = new Histogram({
       name: 'gen_ai_client_operation_duration_seconds',
       help: 'Duration of GenAI operations through the sidecar, retries included.',
-      labelNames: ['gen_ai_operation_name', 'gen_ai_system', 'gen_ai_request_model', 'gen_ai_response_model', 'error_type', 'route'],
+      labelNames: ['gen_ai_operation_name', 'gen_ai_system', 'gen_ai_request_model', 'gen_ai_response_model', 'error_type', 'route', 'prompt_version'],
       buckets: [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92],
       registers,
     });
     this.tokens = new Histogram({
       name: 'gen_ai_client_token_usage',
       help: 'Tokens used per GenAI operation, by token type (input, output).',
-      labelNames: ['gen_ai_operation_name', 'gen_ai_system', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_token_type', 'route'],
+      labelNames: ['gen_ai_operation_name', 'gen_ai_system', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_token_type', 'route', 'prompt_version'],
       buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304],
       registers,
     });
@@ -67,7 +67,7 @@ export class Metrics {
     this.requests = new Counter({
       name: 'ai_envelope_requests_total',
       help: 'Requests handled by the sidecar, by route, endpoint, HTTP status and envelope error code.',
-      labelNames: ['route', 'endpoint', 'status', 'error_code'],
+      labelNames: ['route', 'endpoint', 'status', 'error_code', 'prompt_version'],
       registers,
     });
     this.retries = new Counter({
@@ -87,7 +87,7 @@ export class Metrics {
     this.cost = new Counter({
       name: 'ai_envelope_cost_usd_total',
       help: 'Spend in USD, from the upstream usage and the price table.',
-      labelNames: ['route', 'gen_ai_request_model'],
+      labelNames: ['route', 'gen_ai_request_model', 'prompt_version'],
       registers,
     });
     this.fallbacks = new Counter({
@@ -149,14 +149,17 @@ export class Metrics {
   }
 
   observe(r: RequestRecord): void {
-    if (r.cost_usd) this.cost.inc({ route: r.route ?? '', gen_ai_request_model: r.model ?? '' }, r.cost_usd);
+    // The prompt version on every call's series: a metric that moves can be read against the
+    // version that moved it (the config hash is in ai_envelope_config_info and every log line).
+    const prompt_version = r.prompt_version ?? '';
+    if (r.cost_usd) this.cost.inc({ route: r.route ?? '', gen_ai_request_model: r.model ?? '', prompt_version }, r.cost_usd);
     if (r.error_code === 'rate_limited' || r.error_code === 'concurrency_limited' || r.error_code === 'budget_exhausted') {
       this.limited.inc({ route: r.route ?? '', reason: r.error_code });
     }
     const route = r.route ?? '';
-    this.requests.inc({ route, endpoint: r.endpoint, status: String(r.status), error_code: r.error_code ?? '' });
+    this.requests.inc({ route, endpoint: r.endpoint, status: String(r.status), error_code: r.error_code ?? '', prompt_version });
     if (r.output_checked || r.output_action || r.repeat || r.error_code === 'output_invalid' || r.error_code === 'tool_not_allowed') {
-      for (const signal of qualitySignals(r)) this.quality.inc({ route, gen_ai_request_model: r.model ?? '', prompt_version: r.prompt_version ?? '', signal });
+      for (const signal of qualitySignals(r)) this.quality.inc({ route, gen_ai_request_model: r.model ?? '', prompt_version, signal });
     }
     const operation = OPERATION[r.endpoint];
     if (!operation) return;
@@ -166,6 +169,7 @@ export class Metrics {
       gen_ai_request_model: r.model ?? '',
       gen_ai_response_model: r.response_model ?? '',
       route,
+      prompt_version,
     };
     this.duration.observe({ ...base, error_type: r.status >= 400 ? (r.error_code ?? String(r.status)) : '' }, r.latency_ms / 1000);
     if (r.input_tokens !== undefined) this.tokens.observe({ ...base, gen_ai_token_type: 'input' }, r.input_tokens);

@@ -164,7 +164,7 @@ describe('telemetry', () => {
     const metrics = await (await fetch(`${env.sidecar.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/gen_ai_client_token_usage_bucket\{.*gen_ai_token_type="input".*\}/);
     expect(metrics).toMatch(/gen_ai_client_operation_duration_seconds_count\{.*gen_ai_request_model="gpt-4.1-mini"/);
-    expect(metrics).toMatch(/ai_envelope_requests_total\{route="shop\/main",endpoint="chat.completions",status="403",error_code="model_not_allowed"\} 1/);
+    expect(metrics).toMatch(/ai_envelope_requests_total\{route="shop\/main",endpoint="chat.completions",status="403",error_code="model_not_allowed",prompt_version=""\} 1/);
     const usage = (await (await fetch(`${env.sidecar.adminUrl}/usage`)).json()) as { routes: Record<string, { requests: number; input_tokens: number }> };
     expect(usage.routes['shop/main']?.requests).toBeGreaterThan(0);
     expect(usage.routes['shop/main']?.input_tokens).toBeGreaterThan(0);
@@ -192,7 +192,7 @@ describe('an app that hangs up mid-stream', () => {
       expect(env.sidecar.requestLogs().length - before).toBe(1);
       const metrics = await (await fetch(`${env.sidecar.adminUrl}/metrics`)).text();
       expect(metrics).toMatch(/ai_envelope_in_flight_requests\{route="shop\/main"\} 0/);
-      expect(metrics).toMatch(/ai_envelope_requests_total\{route="shop\/main",endpoint="chat.completions",status="499",error_code="client_closed"\} 1/);
+      expect(metrics).toMatch(/ai_envelope_requests_total\{route="shop\/main",endpoint="chat.completions",status="499",error_code="client_closed",prompt_version=""\} 1/);
     } finally {
       env.sim.setOptions({ streamDelayMs: 0 });
     }

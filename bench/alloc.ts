@@ -1,0 +1,84 @@
+// node bench/alloc.ts [full|none] [--seconds N]
+// What one call allocates in the sidecar, and where: V8's sampling heap profiler, attached over
+// the inspector to a sidecar under closed-loop load, counting objects collected since as well.
+// Garbage per call is what the heap flags (sidecar/runtime.ts) turn into collections, and those
+// are what the p99 pays; this is the figure to watch when the hot path changes.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runPhase } from './load.ts';
+import { freePort } from '../test/support/redis.ts';
+import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
+import { startEnvelope, startSimulator, stopAll } from './servers.ts';
+import type { EnvelopeProfile } from './envelope-config.ts';
+
+interface Frame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+interface SampleNode {
+  callFrame: Frame;
+  selfSize: number;
+  children: SampleNode[];
+}
+
+const { values, positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { seconds: { type: 'string', default: '3' } } });
+const profile = (positionals[0] ?? 'full') as EnvelopeProfile;
+if (profile !== 'full' && profile !== 'none') throw new Error(`profile must be full or none, got '${profile}'`);
+const seconds = Number(values.seconds);
+
+const where = (url: string) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? (url.includes('/dist/') ? url.split('/dist/')[1] : url || '(native)');
+
+const sim = await startSimulator();
+const work = await mkdtemp(join(tmpdir(), 'ai-envelope-alloc-'));
+const port = await freePort();
+try {
+  const target = await startEnvelope(profile, sim, work, { nodeOptions: `${SIDECAR_NODE_OPTIONS} --inspect=127.0.0.1:${port}` });
+  await runPhase(target, { connections: 64, seconds: 2 });
+  const [page] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+  const ws = new WebSocket(page!.webSocketDebuggerUrl);
+  await new Promise((r) => ws.addEventListener('open', r, { once: true }));
+  let next = 0;
+  const waiting = new Map<number, (v: unknown) => void>();
+  ws.addEventListener('message', (e) => {
+    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
+    if (m.id !== undefined) waiting.get(m.id)?.(m.result);
+  });
+  const call = <T>(method: string, params: object = {}) =>
+    new Promise<T>((resolve) => {
+      const id = ++next;
+      waiting.set(id, resolve as (v: unknown) => void);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await call('HeapProfiler.enable');
+  await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const phase = await runPhase(target, { connections: 64, seconds });
+  const { profile: sampled } = await call<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
+  ws.close();
+
+  const calls = phase.ok + phase.non2xx;
+  const byFunction = new Map<string, number>();
+  const byProjectFrame = new Map<string, number>();
+  let total = 0;
+  // Self size per function, and per nearest project frame (what in the sidecar caused it).
+  const walk = (n: SampleNode, owner: string) => {
+    const f = n.callFrame;
+    const name = `${f.functionName || '(anonymous)'} ${where(f.url)}:${f.lineNumber}`;
+    const mine = f.url.includes('/dist/') ? name : owner;
+    byFunction.set(name, (byFunction.get(name) ?? 0) + n.selfSize);
+    byProjectFrame.set(mine, (byProjectFrame.get(mine) ?? 0) + n.selfSize);
+    total += n.selfSize;
+    for (const c of n.children) walk(c, mine);
+  };
+  walk(sampled.head, '(outside the sidecar)');
+  const top = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([k, v]) => `  ${(v / calls / 1024).toFixed(2).padStart(6)} KB/call  ${k}`).join('\n');
+  process.stdout.write(`${profile}: ${calls} calls in ${seconds} s, ${(total / calls / 1024).toFixed(1)} KB allocated per call\n`);
+  process.stdout.write(`by function (self):\n${top(byFunction)}\nby nearest sidecar frame:\n${top(byProjectFrame)}\n`);
+} finally {
+  await stopAll();
+  await sim.stop();
+  await rm(work, { recursive: true, force: true });
+}
+process.exit(0);
