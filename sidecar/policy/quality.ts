@@ -15,9 +15,18 @@ export interface AnsweredRequest {
   feedback?: FeedbackOutcome;
 }
 
-/** Insertion-ordered, bounded, with expiry: the oldest entry goes first when full or expired. */
+/** Milliseconds since this process started: small integers V8 keeps unboxed (for 12 days). */
+const T0 = Date.now();
+const tick = (ms: number) => Math.round(ms - T0);
+
+/**
+ * Insertion-ordered, bounded, with expiry: the oldest entry goes first when full or expired.
+ * Entries outlive many young-generation collections, so each is kept small: the key and the
+ * value, the expiry in a second map of small integers.
+ */
 class ExpiringMap<V> {
-  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  private readonly values = new Map<string, V>();
+  private readonly expiry = new Map<string, number>();
   private readonly ttlMs: number;
   private readonly max: number;
 
@@ -26,26 +35,29 @@ class ExpiringMap<V> {
     this.max = max;
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   get(key: string, now: number): V | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    if (e.expiresAt > now) return e.value;
-    this.entries.delete(key);
+    const x = this.expiry.get(key);
+    if (x === undefined) return undefined;
+    if (x > tick(now)) return this.values.get(key);
+    this.delete(key);
     return undefined;
   }
 
   set(key: string, value: V, now: number): void {
     // Re-inserting moves the key to the newest end, so expiry stays in insertion order.
-    this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt: now + this.ttlMs });
-    for (const [k, e] of this.entries) {
-      if (this.entries.size <= this.max && e.expiresAt > now) break;
-      this.entries.delete(k);
+    this.delete(key);
+    this.values.set(key, value);
+    this.expiry.set(key, tick(now + this.ttlMs));
+    const t = tick(now);
+    for (const [k, x] of this.expiry) {
+      if (this.expiry.size <= this.max && x > t) break;
+      this.delete(k);
     }
+  }
+
+  private delete(key: string): void {
+    this.values.delete(key);
+    this.expiry.delete(key);
   }
 }
 

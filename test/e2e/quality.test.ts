@@ -11,8 +11,8 @@ const tools = (...names: string[]) => names.map((name) => ({ type: 'function' as
 let env: Env;
 const client = (route: string, user?: string) =>
   new OpenAI({ apiKey: 'sk-test-app', baseURL: env.sidecar.url, maxRetries: 0, defaultHeaders: { 'x-envelope-route': route, ...(user ? { 'x-envelope-user': user } : {}) } });
-const ask = (route: string, content: string, user?: string, extra: Record<string, unknown> = {}) =>
-  client(route, user).chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content }], ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+const ask = (route: string, content: string, user?: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
+  client(route, user).chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content }], ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers }).withResponse();
 const metrics = async () => (await fetch(`${env.sidecar.adminUrl}/metrics`)).text();
 const series = (text: string, name: string, labels: Record<string, string>) => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
@@ -68,8 +68,11 @@ describe('quality signals', () => {
   });
 
   it('takes the app’s verdict on an answer by request id, once, and says what is wrong otherwise', async () => {
-    const { response } = await ask('triage', 'parcel lost', 'user-3');
+    const { response } = await ask('triage', 'parcel lost', 'user-3', {}, { 'x-envelope-feedback': 'true' });
     const id = response.headers.get('x-request-id') as string;
+    // A call that did not ask to be reported on is not remembered.
+    const unasked = (await ask('triage', 'parcel found', 'user-3')).response.headers.get('x-request-id') as string;
+    expect((await feedback({ request_id: unasked, outcome: 'accepted' })).status).toBe(404);
 
     const res = await feedback({ request_id: id, outcome: 'edited' });
     expect(res.status).toBe(200);
