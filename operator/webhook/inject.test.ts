@@ -86,7 +86,7 @@ describe('decide: the patch', () => {
     expect(s.volumes.find((v) => v.configMap)?.configMap.name).toBe(d.kind === 'patch' && d.configMap);
     for (const app of s.containers.slice(1)) {
       expect(app.volumeMounts).toBeUndefined();
-      expect(app.env).toEqual(expect.arrayContaining([{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:4141/v1' }, { name: 'OPENAI_API_KEY', value: 'sk-envelope-placeholder' }]));
+      expect(app.env).toEqual(expect.arrayContaining([{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:4141/v1' }, { name: 'OPENAI_API_KEY', value: 'sk-dummy-envelope-placeholder' }]));
     }
     expect(s.containers[2]?.env[0]).toEqual({ name: 'X', value: '1' });
   });

@@ -58,7 +58,7 @@ export const DEFAULT_INJECT_OPTIONS: InjectOptions = {
   // Memory from the benchmark: ~100-150 MB at rest, ~180 MB under load with the heap flags of sidecar/runtime.ts.
   resources: { requests: { cpu: '50m', memory: '160Mi' }, limits: { memory: '256Mi' } },
   runAsUser: 10001,
-  placeholderKey: 'sk-envelope-placeholder',
+  placeholderKey: 'sk-dummy-envelope-placeholder',
   readyWaitSeconds: 60,
   configDir: '/etc/ai-envelope/config',
   secretsDir: '/etc/ai-envelope/secrets',

@@ -131,7 +131,7 @@ describeWithKube('injection webhook through a real API server', () => {
     expect(keyVolume).toBeDefined();
     expect(sidecar.volumeMounts?.some((m) => m.name === keyVolume && m.mountPath === '/etc/ai-envelope/secrets/openai-prod')).toBe(true);
     expect(app.volumeMounts?.some((m) => m.name === keyVolume) ?? false).toBe(false);
-    expect(app.env).toEqual(expect.arrayContaining([{ name: 'OPENAI_BASE_URL', value: `http://127.0.0.1:${proxyPort}/v1` }, { name: 'OPENAI_API_KEY', value: 'sk-envelope-placeholder' }]));
+    expect(app.env).toEqual(expect.arrayContaining([{ name: 'OPENAI_BASE_URL', value: `http://127.0.0.1:${proxyPort}/v1` }, { name: 'OPENAI_API_KEY', value: 'sk-dummy-envelope-placeholder' }]));
     expect(sidecar.ports).toEqual([expect.objectContaining({ name: 'envelope-admin', containerPort: adminPort })]);
 
     const plain = await createPod(SHOP, pod('unlabelled', { app: 'support' }));
@@ -283,7 +283,7 @@ describeWithKube('injection webhook through a real API server', () => {
     expect(answer).toBeTruthy();
     const upstream = sim.requests.at(-1);
     expect(upstream?.headers.authorization).toBe(`Bearer ${KEY}`);
-    expect(JSON.stringify(upstream?.headers)).not.toContain('sk-envelope-placeholder');
+    expect(JSON.stringify(upstream?.headers)).not.toContain('sk-dummy-envelope-placeholder');
     const metrics = await (await fetch(`${adminURL}/metrics`)).text();
     expect(metrics).toMatch(/ai_envelope_requests_total\{[^}]*\} 1/);
     child.kill('SIGTERM');
