@@ -54,7 +54,9 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 
 export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> {
   let sidecar: Sidecar | undefined;
-  const state = await openState(opts, (backend, reason) => {
+  // Limits, budgets and the review queue share one Redis, when there is one: read the config once.
+  const redisURL = await sharedStateURL(opts);
+  const state = await openState(opts, redisURL, (backend, reason) => {
     sidecar?.metrics.stateBackend.reset();
     sidecar?.metrics.stateBackend.set({ backend }, 1);
     const line = { event: 'state_backend', backend, ...(reason ? { reason } : {}) };
@@ -62,7 +64,6 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
     else opts.log.info(line, 'Redis is back: limits and budgets are shared again');
   });
   // With a shared Redis, one queue for every replica; else files in the state dir (or memory).
-  const redisURL = await sharedStateURL(opts);
   const reviews: Reviews = redisURL ? new RedisReviewStore(redisURL) : await ReviewStore.open(opts.stateDir ? join(opts.stateDir, 'reviews') : undefined);
   // Expired items go within the hour, whether or not anyone looks at the queue.
   const sweeping = setInterval(() => void reviews.sweep().catch(() => {}), 3_600_000);
@@ -112,9 +113,8 @@ async function sharedStateURL(opts: StartOptions): Promise<string | undefined> {
   return peek.ok ? peek.config.state?.redisURL : undefined;
 }
 
-async function openState(opts: StartOptions, onChange: (backend: 'local' | 'redis', reason?: string) => void): Promise<StateStore> {
+async function openState(opts: StartOptions, redisURL: string | undefined, onChange: (backend: 'local' | 'redis', reason?: string) => void): Promise<StateStore> {
   const onError = (err: Error) => opts.log.error({ event: 'state_error', err: err.message }, 'state store problem');
-  const redisURL = await sharedStateURL(opts);
   if (redisURL) {
     return ResilientStore.open({ redisUrl: redisURL, onChange, onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
   }

@@ -7,6 +7,12 @@ import { FEEDBACK_OUTCOMES } from '../policy/quality.ts';
 import { parseJSONObject, readBody, type Exchange } from './exchange.ts';
 
 const MAX_BODY = 4096;
+
+/** Where a zod issue of a small JSON body sits: its path, or the unknown keys it names. */
+export function issueField(issue: z.core.$ZodIssue | undefined): string {
+  if (!issue) return '';
+  return issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+}
 const FINAL = { 'x-should-retry': 'false' };
 
 const Feedback = z
@@ -20,7 +26,7 @@ export async function feedback(ex: Exchange): Promise<void> {
   const parsed = Feedback.safeParse(parseJSONObject(await readBody(ex.req, MAX_BODY)));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+    const field = issueField(issue);
     throw new EnvelopeError('invalid_request', `Feedback ${field ? `field '${field}'` : 'body'}: ${issue?.message ?? 'invalid'}. Expected {"request_id": "...", "outcome": one of ${FEEDBACK_OUTCOMES.join(', ')}}.`, {
       ...(field ? { param: field } : {}),
       headers: FINAL,

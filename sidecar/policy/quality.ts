@@ -116,11 +116,16 @@ export class QualitySignals {
 /** The quality signals one finished request carries, for the metric: none for most calls. */
 export function qualitySignals(r: RequestRecord): string[] {
   const out: string[] = [];
-  if (r.output_checked) out.push('output_valid');
-  if (r.output_action === 'repaired') out.push('output_repaired');
-  if (r.error_code === 'output_invalid') out.push('output_rejected');
-  if (r.output_action === 'fallback' && !r.error_code) out.push('output_fallback');
-  if (r.error_code === 'tool_not_allowed') out.push('tool_refused');
-  if (r.repeat) out.push('repeated_input');
+  forEachSignal(r, (s) => out.push(s));
   return out;
+}
+
+/** The same, without building a list: it runs on every call. */
+export function forEachSignal(r: RequestRecord, emit: (signal: string) => void): void {
+  if (r.output_checked) emit('output_valid');
+  if (r.output_action === 'repaired') emit('output_repaired');
+  if (r.error_code === 'output_invalid') emit('output_rejected');
+  if (r.output_action === 'fallback' && !r.error_code) emit('output_fallback');
+  if (r.error_code === 'tool_not_allowed') emit('tool_refused');
+  if (r.repeat) emit('repeated_input');
 }

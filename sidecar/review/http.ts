@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { EnvelopeError } from '../errors.ts';
 import { checkAnswer, type OutputEndpoint } from '../policy/output.ts';
 import { outcomeOf, tokenMatches } from '../pipeline/review.ts';
+import { issueField } from '../pipeline/feedback.ts';
 import type { Exchange } from '../pipeline/exchange.ts';
 import type { Sidecar } from '../sidecar.ts';
 import { ReviewError, type ReviewAction, type ReviewItem, type ReviewStatus } from './store.ts';
@@ -76,7 +77,7 @@ export async function decideReview(sidecar: Sidecar, req: Request, res: Response
   const parsed = Decision.safeParse(req.body ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+    const field = issueField(issue);
     return fail(res, 400, `Decision field '${field}': ${issue?.message ?? 'invalid'}.`, field || null);
   }
   const { reviewer, note, output_text: text } = parsed.data;

@@ -2,7 +2,7 @@
 // conventions (names with dots become underscores); the rest are ai_envelope_*. Labels are kept
 // to bounded sets: routes and models come from config or the upstream's model ids.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { qualitySignals } from '../policy/quality.ts';
+import { forEachSignal } from '../policy/quality.ts';
 import type { RequestRecord } from './log.ts';
 
 const OPERATION: Record<string, string> = {
@@ -158,9 +158,7 @@ export class Metrics {
     }
     const route = r.route ?? '';
     this.requests.inc({ route, endpoint: r.endpoint, status: String(r.status), error_code: r.error_code ?? '', prompt_version });
-    if (r.output_checked || r.output_action || r.repeat || r.error_code === 'output_invalid' || r.error_code === 'tool_not_allowed') {
-      for (const signal of qualitySignals(r)) this.quality.inc({ route, gen_ai_request_model: r.model ?? '', prompt_version, signal });
-    }
+    forEachSignal(r, (signal) => this.quality.inc({ route, gen_ai_request_model: r.model ?? '', prompt_version, signal }));
     const operation = OPERATION[r.endpoint];
     if (!operation) return;
     const base = {
