@@ -6,11 +6,12 @@ import type { TargetName } from './servers.ts';
 const SHORT: Record<TargetName, string> = {
   direct: 'direct',
   nginx: 'nginx',
+  'node-floor': 'Node',
   portkey: 'Portkey',
   'envelope-none': 'env: none',
   'envelope-full': 'env: all',
 };
-const COLORS = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2'];
+const COLORS = ['#4c78a8', '#f58518', '#9d755d', '#54a24b', '#e45756', '#72b7b2'];
 const PANEL_W = 390;
 const PANEL_H = 270;
 const MARGIN = { top: 34, right: 12, bottom: 38, left: 52 };

@@ -19,6 +19,7 @@ import {
   ROOT,
   startEnvelope,
   startNginx,
+  startNodeFloor,
   startPortkey,
   startSimulator,
   stopAll,
@@ -117,6 +118,8 @@ async function startTarget(name: TargetName, sim: SimulatorProcess, work: string
       return directTarget(sim);
     case 'nginx':
       return startNginx(sim, work);
+    case 'node-floor':
+      return startNodeFloor(sim, opts.nodeOptions);
     case 'portkey':
       return startPortkey(sim);
     case 'envelope-none':

@@ -1,6 +1,7 @@
 // Starting and stopping what the bench compares. Every process is a child of the bench, bound to
 // 127.0.0.1 on a port the kernel picks, and tracked so that it is killed on any way out.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -23,11 +24,12 @@ const LISTENING_MARKER = 'BENCH_LISTENING';
 export const APP_KEY = 'sk-bench-app-key';
 const UPSTREAM_KEY = 'sk-bench-upstream-key';
 
-export type TargetName = 'direct' | 'nginx' | 'portkey' | 'envelope-none' | 'envelope-full';
-export const TARGET_NAMES: TargetName[] = ['direct', 'nginx', 'portkey', 'envelope-none', 'envelope-full'];
+export type TargetName = 'direct' | 'nginx' | 'node-floor' | 'portkey' | 'envelope-none' | 'envelope-full';
+export const TARGET_NAMES: TargetName[] = ['direct', 'nginx', 'node-floor', 'portkey', 'envelope-none', 'envelope-full'];
 export const LABELS: Record<TargetName, string> = {
   direct: 'direct (floor)',
   nginx: 'nginx',
+  'node-floor': 'bare Node proxy',
   portkey: 'Portkey gateway',
   'envelope-none': 'ai-envelope, no policy',
   'envelope-full': 'ai-envelope, all policies',
@@ -241,6 +243,18 @@ export async function startNginx(sim: SimulatorProcess, workDir: string): Promis
     return { name: 'nginx', origin, headers: { authorization: `Bearer ${APP_KEY}` }, pids: processTree(child.pid!), stop: () => stopChild(child) };
   }
   throw new Error(`nginx would not start: ${lastError}`);
+}
+
+const NODE_FLOOR = fileURLToPath(new URL('node-floor.mjs', import.meta.url));
+
+/** The bare Node proxy (node-floor.mjs), with the sidecar's heap flags unless told otherwise. */
+export async function startNodeFloor(sim: SimulatorProcess, nodeOptions = SIDECAR_NODE_OPTIONS): Promise<Target> {
+  const child = track(spawn(process.execPath, [NODE_FLOOR, sim.origin], { env: { ...process.env, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const err = tail(child.stderr);
+  let port: number | undefined;
+  child.stdout?.once('data', (d: Buffer) => (port = (JSON.parse(String(d)) as { port: number }).port));
+  await waitFor('bare Node proxy', 10_000, () => port, child, err);
+  return { name: 'node-floor', origin: `http://127.0.0.1:${port}`, headers: {}, pids: [child.pid!], stop: () => stopChild(child) };
 }
 
 function listeningPorts(stream: NodeJS.ReadableStream | null): number[] {

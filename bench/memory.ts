@@ -1,0 +1,58 @@
+// node bench/memory.ts [full|none] [--node-options "..."]
+// Where the sidecar's resident memory goes: V8 heap spaces, code, external memory and the rest,
+// at rest and right after closed-loop load.
+import { mkdtemp } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runPhase } from './load.ts';
+import { freePort } from '../test/support/redis.ts';
+import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
+import { startEnvelope, startSimulator, stopAll } from './servers.ts';
+import type { EnvelopeProfile } from './envelope-config.ts';
+
+const { values, positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { 'node-options': { type: 'string', default: SIDECAR_NODE_OPTIONS }, seconds: { type: 'string', default: '10' } } });
+const profile = (positionals[0] ?? 'full') as EnvelopeProfile;
+const sim = await startSimulator();
+const work = await mkdtemp(join(tmpdir(), 'ai-envelope-mem-'));
+const port = await freePort();
+const MB = (n: number) => (n / 1048576).toFixed(1);
+try {
+  const target = await startEnvelope(profile, sim, work, { nodeOptions: `${values['node-options']} --inspect=127.0.0.1:${port}` });
+  const [page] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+  const ws = new WebSocket(page!.webSocketDebuggerUrl);
+  await new Promise((r) => ws.addEventListener('open', r, { once: true }));
+  let next = 0;
+  const waiting = new Map<number, (v: unknown) => void>();
+  ws.addEventListener('message', (e) => {
+    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
+    if (m.id !== undefined) waiting.get(m.id)?.(m.result);
+  });
+  const call = <T>(method: string, params: object = {}) =>
+    new Promise<T>((resolve) => {
+      const id = ++next;
+      waiting.set(id, resolve as (v: unknown) => void);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await call('Runtime.enable');
+  const snap = async (label: string) => {
+    const expr = `(() => { const v8 = process.getBuiltinModule('node:v8'); const m = process.memoryUsage(); return JSON.stringify({ m, spaces: v8.getHeapSpaceStatistics().map(s => [s.space_name, s.space_size, s.space_used_size]), code: v8.getHeapCodeStatistics() }); })()`;
+    const r = await call<{ result: { value: string } }>('Runtime.evaluate', { expression: expr });
+    const d = JSON.parse(r.result.value) as { m: NodeJS.MemoryUsage; spaces: [string, number, number][]; code: { code_and_metadata_size: number; bytecode_and_metadata_size: number; external_script_source_size: number } };
+    const status = readFileSync(`/proc/${target.pids[0]}/status`, 'utf8');
+    const pick = (k: string) => Number(/\d+/.exec(status.split('\n').find((l) => l.startsWith(k)) ?? '')?.[0] ?? 0);
+    console.log(`\n${label}: rss ${MB(d.m.rss)} MB (anon ${pick('RssAnon') / 1024 | 0} MB, file ${pick('RssFile') / 1024 | 0} MB), heap ${MB(d.m.heapTotal)} total / ${MB(d.m.heapUsed)} used, external ${MB(d.m.external)}, arrayBuffers ${MB(d.m.arrayBuffers)}`);
+    console.log('  ' + d.spaces.filter((s) => s[1] > 0).map(([n, t, u]) => `${n.replace('_space', '')} ${MB(t)}/${MB(u)}`).join(', '));
+    console.log(`  code+metadata ${MB(d.code.code_and_metadata_size)}, bytecode+metadata ${MB(d.code.bytecode_and_metadata_size)}, external script source ${MB(d.code.external_script_source_size)}`);
+  };
+  await new Promise((r) => setTimeout(r, 1000));
+  await snap('at rest');
+  await call('HeapProfiler.collectGarbage');
+  await snap('at rest after a full GC');
+  const phase = await runPhase(target, { connections: 64, seconds: Number(values.seconds) });
+  await snap(`after ${phase.ok} requests of load`);
+  ws.close();
+} finally {
+  await stopAll();
+}
