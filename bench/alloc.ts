@@ -1,11 +1,13 @@
-// node bench/alloc.ts [full|none] [--seconds N] [--retained]
+// node bench/alloc.ts [full|none] [--seconds N] [--retained | --promoted]
 // What one call allocates in the sidecar, and where: V8's sampling heap profiler, attached over
 // the inspector to a sidecar under closed-loop load, counting objects collected since as well.
 // Garbage per call is what the heap flags (sidecar/runtime.ts) turn into collections, and those
 // are what the p99 pays; this is the figure to watch when the hot path changes.
 // --retained: only what is still alive after the load and a full collection, by where it was
 // allocated: what a call leaves behind (caches, windows, queues), which is what scavenges copy
-// and what gets promoted.
+// and what gets promoted. --promoted: what outlived the young generation (alive at the end or
+// collected only by a full GC): the garbage that fills the old generation and brings on the full
+// collections, by where it was allocated.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +29,9 @@ interface SampleNode {
   children: SampleNode[];
 }
 
-const { values, positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { seconds: { type: 'string', default: '3' }, retained: { type: 'boolean', default: false } } });
+const { values, positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { seconds: { type: 'string', default: '3' }, retained: { type: 'boolean', default: false }, promoted: { type: 'boolean', default: false } } });
 const retained = values.retained;
+const promoted = values.promoted;
 const profile = (positionals[0] ?? 'full') as EnvelopeProfile;
 if (profile !== 'full' && profile !== 'none') throw new Error(`profile must be full or none, got '${profile}'`);
 const seconds = Number(values.seconds);
@@ -57,7 +60,7 @@ try {
       ws.send(JSON.stringify({ id, method, params }));
     });
   await call('HeapProfiler.enable');
-  await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !retained, includeObjectsCollectedByMinorGC: !retained });
+  await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !retained, includeObjectsCollectedByMinorGC: !retained && !promoted });
   const phase = await runPhase(target, { connections: 64, seconds });
   if (retained) await call('HeapProfiler.collectGarbage');
   const { profile: sampled } = await call<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
@@ -79,7 +82,7 @@ try {
   };
   walk(sampled.head, '(outside the sidecar)');
   const top = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([k, v]) => `  ${(v / calls / 1024).toFixed(2).padStart(6)} KB/call  ${k}`).join('\n');
-  process.stdout.write(`${profile}: ${calls} calls in ${seconds} s, ${(total / calls / 1024).toFixed(1)} ${retained ? 'KB still alive per call after a full GC' : 'KB allocated per call'}\n`);
+  process.stdout.write(`${profile}: ${calls} calls in ${seconds} s, ${(total / calls / 1024).toFixed(1)} ${retained ? 'KB still alive per call after a full GC' : promoted ? 'KB per call outlived the young generation' : 'KB allocated per call'}\n`);
   process.stdout.write(`by function (self):\n${top(byFunction)}\nby nearest sidecar frame:\n${top(byProjectFrame)}\n`);
 } finally {
   await stopAll();
