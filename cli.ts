@@ -16,7 +16,8 @@ Commands:
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
   crds                 Print the CustomResourceDefinitions (the YAML in crds/), for kubectl apply -f -.
-  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50] [--answers FILE]
+  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50]
+            [--batch-lines-per-step 0] [--answers FILE]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
         --answers: scripted answers per input, prompt and model (YAML or JSON; simulator/README.md).
   operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
@@ -44,6 +45,8 @@ Commands:
 const EVAL_USAGE = `  eval -f SUITE --routes PATH [--compare PATH2] [--out DIR] ...   Run an eval suite through a route's
         envelope; 'ai-envelope eval --help' for every flag (README: Evals).
   review list|show|approve|reject|edit ...   Work a sidecar's human review queue (README: Review queue).
+  batch submit|status|results ...   Batch API jobs from a JSONL file through the sidecar; 'ai-envelope
+        batch --help' for every flag and exit code (README: Batch jobs).
 `;
 
 class UsageError extends Error {}
@@ -152,6 +155,7 @@ async function simulator(args: string[]): Promise<number> {
     'stream-delay-ms': { type: 'string' },
     'latency-ms': { type: 'string' },
     'batch-step-ms': { type: 'string' },
+    'batch-lines-per-step': { type: 'string' },
     answers: { type: 'string' },
   });
   const { startSimulator, loadAnswers } = await import('./simulator/index.ts');
@@ -163,6 +167,7 @@ async function simulator(args: string[]): Promise<number> {
     streamDelayMs: int(v['stream-delay-ms'], 'stream-delay-ms', 0),
     latencyMs: int(v['latency-ms'], 'latency-ms', 0),
     batchStepMs: int(v['batch-step-ms'], 'batch-step-ms', 50),
+    batchLinesPerStep: int(v['batch-lines-per-step'], 'batch-lines-per-step', 0),
   });
   // One parseable line, so a parent process that asked for port 0 learns where it is.
   process.stdout.write(`${JSON.stringify({ url: sim.url, port: sim.port })}\n`);
@@ -297,7 +302,16 @@ async function review(args: string[]): Promise<number> {
   return reviewCommand(args);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review };
+async function batch(args: string[]): Promise<number> {
+  const { batchCommand, BATCH_USAGE } = await import('./batch/command.ts');
+  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(BATCH_USAGE);
+    return args.length === 0 ? 2 : 0;
+  }
+  return batchCommand(args);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review, batch };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

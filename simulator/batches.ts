@@ -2,7 +2,7 @@ import { chatCompletions } from './chat.ts';
 import { createEmbeddings } from './embeddings.ts';
 import { ApiError, invalidParam, invalidType, missingParam } from './errors.ts';
 import { page, storeFile } from './files.ts';
-import { ids, nowSeconds } from './ids.ts';
+import { ids } from './ids.ts';
 import { createModeration } from './moderations.ts';
 import { json, type Reply } from './reply.ts';
 import { createResponse } from './responses.ts';
@@ -22,8 +22,11 @@ export interface BatchRecord {
   batch: Obj & { id: string; created_at: number; status: Status };
   /** When the current status began, in ms. */
   since: number;
+  /** When the completion window closes, in ms: a batch still running then expires. */
+  expiresAtMs: number;
   lines: { custom_id: string; body: Obj; line: number }[];
-  output?: { ok: string[]; failed: string[] };
+  /** Lines run so far, as output-file lines: 200s apart from the rest. */
+  output: { ok: string[]; failed: string[] };
 }
 
 export function createBatch(ctx: HandlerCtx): Reply {
@@ -59,18 +62,18 @@ export function createBatch(ctx: HandlerCtx): Reply {
     error_file_id: null as string | null,
     created_at: created,
     in_progress_at: null as number | null,
-    expires_at: created + 86_400,
+    expires_at: created + Math.ceil(ctx.state.opts.batchWindowMs / 1000),
     finalizing_at: null as number | null,
     completed_at: null as number | null,
     failed_at: null as number | null,
-    expired_at: null,
+    expired_at: null as number | null,
     cancelling_at: null as number | null,
     cancelled_at: null as number | null,
     request_counts: { total: 0, completed: 0, failed: 0 },
     usage: emptyUsage(),
     metadata: (body.metadata as Obj | undefined) ?? null,
   };
-  ctx.state.batches.set(batch.id, { batch, since: now, lines: [] });
+  ctx.state.batches.set(batch.id, { batch, since: now, expiresAtMs: now + ctx.state.opts.batchWindowMs, lines: [], output: { ok: [], failed: [] } });
   return json(batch);
 }
 
@@ -106,13 +109,16 @@ function findBatch(ctx: HandlerCtx): BatchRecord {
 export function advanceBatches(state: SimState, now = Date.now()): void {
   const step = state.opts.batchStepMs;
   for (const rec of state.batches.values()) {
-    while (now - rec.since >= step) {
-      const at = rec.since + step;
+    while (true) {
       const status = rec.batch.status;
-      if (status === 'validating') validate(state, rec, at);
+      const running = status === 'validating' || status === 'in_progress';
+      const at = running ? Math.min(rec.since + step, Math.max(rec.expiresAtMs, rec.since)) : rec.since + step;
+      if (now < at) break;
+      if (running && at >= rec.expiresAtMs) endEarly(state, rec, 'expired', at);
+      else if (status === 'validating') validate(state, rec, at);
       else if (status === 'in_progress') run(state, rec, at);
       else if (status === 'finalizing') finish(state, rec, at);
-      else if (status === 'cancelling') moveTo(rec, 'cancelled', at);
+      else if (status === 'cancelling') endEarly(state, rec, 'cancelled', at);
       else break;
     }
   }
@@ -173,14 +179,17 @@ function validate(state: SimState, rec: BatchRecord, at: number): void {
   moveTo(rec, 'in_progress', at);
 }
 
-/** Runs every line through the simulator's own endpoint logic. */
+/**
+ * Runs the next `batchLinesPerStep` lines (all of them when 0) through the
+ * simulator's own endpoint logic, so request_counts grow while in progress.
+ */
 function run(state: SimState, rec: BatchRecord, at: number): void {
   const handler = ENDPOINTS[rec.batch.endpoint as string]!;
   const path = rec.batch.endpoint as string;
-  const usage = emptyUsage();
-  const ok: string[] = [];
-  const failed: string[] = [];
-  for (const { custom_id, body } of rec.lines) {
+  const { ok, failed } = rec.output;
+  const start = ok.length + failed.length;
+  const perStep = state.opts.batchLinesPerStep || rec.lines.length;
+  for (const { custom_id, body } of rec.lines.slice(start, start + perStep)) {
     const request_id = ids.request();
     let status_code = 200;
     let respBody: unknown;
@@ -188,7 +197,7 @@ function run(state: SimState, rec: BatchRecord, at: number): void {
       if (body.stream === true) throw invalidParam('stream', 'streaming is not supported in the Batch API.');
       const reply = handler({ state, method: 'POST', path, params: [], query: {}, headers: {}, raw: Buffer.alloc(0), json: body, jsonInvalid: false });
       respBody = reply.kind === 'json' ? reply.body : null;
-      addUsage(usage, respBody);
+      addUsage(rec.batch.usage as Usage, respBody);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       status_code = e.status;
@@ -197,23 +206,45 @@ function run(state: SimState, rec: BatchRecord, at: number): void {
     const line = JSON.stringify({ id: ids.batchRequest(), custom_id, response: { status_code, request_id, body: respBody }, error: null });
     (status_code === 200 ? ok : failed).push(line);
   }
-  rec.output = { ok, failed };
   rec.batch.request_counts = { total: rec.lines.length, completed: ok.length, failed: failed.length };
-  rec.batch.usage = usage;
-  moveTo(rec, 'finalizing', at);
+  if (ok.length + failed.length >= rec.lines.length) moveTo(rec, 'finalizing', at);
+  else rec.since = at;
 }
 
 function finish(state: SimState, rec: BatchRecord, at: number): void {
-  const { ok, failed } = rec.output ?? { ok: [], failed: [] };
+  writeFiles(state, rec, []);
+  moveTo(rec, 'completed', at);
+}
+
+const UNRUN = {
+  expired: { code: 'batch_expired', message: 'This request could not be executed before the completion window expired.' },
+  cancelled: { code: 'batch_cancelled', message: 'This request was not executed because the batch was cancelled.' },
+};
+
+/**
+ * Cancelled or expired: what ran is kept in the output and error files, and each line that never
+ * ran gets an error-file line with no response. request_counts keep counting what ran.
+ */
+function endEarly(state: SimState, rec: BatchRecord, status: 'expired' | 'cancelled', at: number): void {
+  const ran = rec.output.ok.length + rec.output.failed.length;
+  const unrun = rec.lines.slice(ran).map(({ custom_id }) => JSON.stringify({ id: ids.batchRequest(), custom_id, response: null, error: UNRUN[status] }));
+  writeFiles(state, rec, unrun);
+  moveTo(rec, status, at);
+}
+
+function writeFiles(state: SimState, rec: BatchRecord, unrun: string[]): void {
+  const { ok, failed } = rec.output;
+  const errors = [...failed, ...unrun];
   const name = (kind: string) => `batch_${rec.batch.id}_${kind}.jsonl`;
   if (ok.length > 0) rec.batch.output_file_id = storeFile(state, name('output'), 'batch_output', jsonl(ok)).id;
-  if (failed.length > 0) rec.batch.error_file_id = storeFile(state, name('error'), 'batch_output', jsonl(failed)).id;
-  moveTo(rec, 'completed', at);
+  if (errors.length > 0) rec.batch.error_file_id = storeFile(state, name('error'), 'batch_output', jsonl(errors)).id;
 }
 
 function jsonl(lines: string[]): Buffer {
   return Buffer.from(lines.map((l) => `${l}\n`).join(''), 'utf8');
 }
+
+type Usage = ReturnType<typeof emptyUsage>;
 
 function emptyUsage() {
   return {
@@ -226,7 +257,7 @@ function emptyUsage() {
 }
 
 /** Folds one reply's usage, Chat or Responses or Embeddings shaped, into the batch's Responses-shaped total. */
-function addUsage(total: ReturnType<typeof emptyUsage>, body: unknown): void {
+function addUsage(total: Usage, body: unknown): void {
   const u = isObj(body) && isObj(body.usage) ? body.usage : undefined;
   if (!u) return;
   const n = (v: unknown) => (typeof v === 'number' ? v : 0);

@@ -11,6 +11,8 @@ export interface SimState {
     latencyMs: number;
     models: string[];
     batchStepMs: number;
+    batchLinesPerStep: number;
+    batchWindowMs: number;
     apiKeys: string[] | undefined;
   };
   requests: RecordedRequest[];
@@ -60,6 +62,8 @@ export function applyOptions(state: SimState, o: Partial<SimulatorOptions>): voi
   if (o.latencyMs !== undefined) state.opts.latencyMs = o.latencyMs;
   if (o.models !== undefined) state.opts.models = [...o.models];
   if (o.batchStepMs !== undefined) state.opts.batchStepMs = o.batchStepMs;
+  if (o.batchLinesPerStep !== undefined) state.opts.batchLinesPerStep = o.batchLinesPerStep;
+  if (o.batchWindowMs !== undefined) state.opts.batchWindowMs = o.batchWindowMs;
   if ('apiKeys' in o) state.opts.apiKeys = o.apiKeys ? [...o.apiKeys] : undefined;
   if (o.answers !== undefined) state.answers = checkAnswers(o.answers);
 }

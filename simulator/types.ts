@@ -15,6 +15,10 @@ export interface SimulatorOptions {
   models?: string[];
   /** Time a batch spends in each lifecycle step. Default 50. */
   batchStepMs?: number;
+  /** Lines a batch runs per step while in progress; 0 (the default) runs them all in one step. */
+  batchLinesPerStep?: number;
+  /** The simulated completion window ("24h"): a batch still running after it expires. Default 24 h. */
+  batchWindowMs?: number;
   /** Scripted answers (answers.ts): replaces the list. */
   answers?: ScriptedAnswer[];
 }

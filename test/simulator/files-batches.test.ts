@@ -70,10 +70,10 @@ describe('batches', () => {
     expect(created).toMatchObject({ object: 'batch', status: 'validating', input_file_id: input.id, metadata: { job: 'j1' }, output_file_id: null });
     expect(created.id).toMatch(/^batch_/);
 
-    const { batch, seen } = await waitFor(created.id, (s) => s === 'completed');
-    // Polling may miss a short step under load; what it saw must still be in lifecycle order.
+    const { batch, seen: polled } = await waitFor(created.id, (s) => s === 'completed');
+    // Polling may miss a short step under load (the first poll included); what it saw must still be in lifecycle order.
+    const seen = [created.status, ...polled];
     const order = ['validating', 'in_progress', 'finalizing', 'completed'];
-    expect(seen[0]).toBe('validating');
     expect(seen.map((s) => order.indexOf(s))).toEqual([...seen.map((s) => order.indexOf(s))].sort());
     expect(batch.request_counts).toEqual({ total: 3, completed: 2, failed: 1 });
     for (const at of [batch.in_progress_at, batch.finalizing_at, batch.completed_at]) expect(at).toBeGreaterThanOrEqual(batch.created_at);
@@ -122,5 +122,103 @@ describe('batches', () => {
     expect(cancelled.output_file_id).toBeNull();
     const again = await openai.batches.cancel(b.id).catch((e: unknown) => e);
     expect(again).toBeInstanceOf(OpenAI.BadRequestError);
+  });
+});
+
+describe('batch lifecycle in steps', () => {
+  const chatLines = (n: number, model = 'gpt-4.1-mini') =>
+    jsonl(Array.from({ length: n }, (_, i) => ({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: `line ${i}` }] } })));
+
+  async function runTo(id: string, status: string) {
+    return (await waitFor(id, (s) => s === status)).batch;
+  }
+
+  it('has every field of the real batch object and counts lines as they run', async () => {
+    const slow = await startSimulator({ batchStepMs: STEP_MS, batchLinesPerStep: 1 });
+    const c = client(slow);
+    try {
+      const input = await c.files.create({ file: await toFile(chatLines(3), 'in.jsonl'), purpose: 'batch' });
+      const created = await c.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      expect(Object.keys(created).sort()).toEqual(
+        ['cancelled_at', 'cancelling_at', 'completed_at', 'completion_window', 'created_at', 'endpoint', 'error_file_id', 'errors', 'expired_at', 'expires_at', 'failed_at', 'finalizing_at', 'id', 'in_progress_at', 'input_file_id', 'metadata', 'model', 'object', 'output_file_id', 'request_counts', 'status', 'usage'].sort(),
+      );
+      expect(created.expires_at).toBe(created.created_at + 86_400);
+      const counts: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        const b = await c.batches.retrieve(created.id);
+        const seen = `${b.status}:${b.request_counts!.completed}/${b.request_counts!.total}`;
+        if (counts.at(-1) !== seen) counts.push(seen);
+        if (b.status === 'completed') break;
+        await new Promise((r) => setTimeout(r, STEP_MS / 4));
+      }
+      // One line per step: at least one partial count is seen between none and all.
+      expect(counts.at(-1)).toBe('completed:3/3');
+      expect(counts.some((s) => /^in_progress:[12]\/3$/.test(s))).toBe(true);
+      const b = await c.batches.retrieve(created.id);
+      expect(b.model).toBe('gpt-4.1-mini');
+      const output = await c.files.retrieve(b.output_file_id!);
+      expect(output).toMatchObject({ object: 'file', purpose: 'batch_output', filename: `batch_${b.id}_output.jsonl`, status: 'processed' });
+      expect(output.bytes).toBe(Buffer.byteLength(await (await c.files.content(output.id)).text()));
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('cancels mid-run: lines that ran are kept, the rest are batch_cancelled in the error file', async () => {
+    const slow = await startSimulator({ batchStepMs: 60, batchLinesPerStep: 1 });
+    const c = client(slow);
+    try {
+      const input = await c.files.create({ file: await toFile(chatLines(20), 'in.jsonl'), purpose: 'batch' });
+      const created = await c.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      let b = created;
+      while (b.request_counts!.completed === 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        b = await c.batches.retrieve(created.id);
+      }
+      expect((await c.batches.cancel(created.id)).status).toBe('cancelling');
+      const cancelled = await (async () => {
+        for (;;) {
+          const x = await c.batches.retrieve(created.id);
+          if (x.status === 'cancelled') return x;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      const ran = cancelled.request_counts!.completed;
+      expect(ran).toBeGreaterThan(0);
+      expect(ran).toBeLessThan(20);
+      expect(cancelled.cancelling_at).not.toBeNull();
+      const out = (await (await c.files.content(cancelled.output_file_id!)).text()).trim().split('\n');
+      expect(out).toHaveLength(ran);
+      const errs = (await (await c.files.content(cancelled.error_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+      expect(errs).toHaveLength(20 - ran);
+      expect(errs[0]).toMatchObject({ custom_id: `r${ran}`, response: null, error: { code: 'batch_cancelled' } });
+      expect(errs[0].id).toMatch(/^batch_req_/);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('expires a batch still running when its window closes', async () => {
+    const slow = await startSimulator({ batchStepMs: 30, batchLinesPerStep: 1, batchWindowMs: 100 });
+    const c = client(slow);
+    try {
+      const input = await c.files.create({ file: await toFile(chatLines(50), 'in.jsonl'), purpose: 'batch' });
+      const created = await c.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      let b = created;
+      for (let i = 0; i < 100 && b.status !== 'expired'; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        b = await c.batches.retrieve(created.id);
+      }
+      expect(b.status).toBe('expired');
+      expect(b.expired_at).toBeGreaterThanOrEqual(b.created_at);
+      expect(b.completed_at).toBeNull();
+      const ran = b.request_counts!.completed + b.request_counts!.failed;
+      expect(ran).toBeLessThan(50);
+      const errs = (await (await c.files.content(b.error_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+      expect(errs).toHaveLength(50 - ran);
+      expect(errs.every((e) => e.response === null && e.error.code === 'batch_expired')).toBe(true);
+    } finally {
+      await slow.close();
+    }
   });
 });
