@@ -44,6 +44,9 @@ Commands:
 const EVAL_USAGE = `  eval -f SUITE --routes PATH [--compare PATH2] [--out DIR] ...   Run an eval suite through a route's
         envelope; 'ai-envelope eval --help' for every flag (README: Evals).
   review list|show|approve|reject|edit ...   Work a sidecar's human review queue (README: Review queue).
+  cost -f SCENARIOS [--days 30] [--format text|json] [--from-logs FILE...] [--from-eval REPORT.json] [--routes PATH]
+       [--budget PATH]   Estimate a month's spend before launch, priced as the sidecar prices;
+        'ai-envelope cost --help' for every flag (README: Cost estimates).
 `;
 
 class UsageError extends Error {}
@@ -292,12 +295,17 @@ async function evals(args: string[]): Promise<number> {
   return evalCommand(args);
 }
 
+async function cost(args: string[]): Promise<number> {
+  const { costCommand } = await import('./cost/command.ts');
+  return costCommand(args);
+}
+
 async function review(args: string[]): Promise<number> {
   const { reviewCommand } = await import('./sidecar/review/cli.ts');
   return reviewCommand(args);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review, cost };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
