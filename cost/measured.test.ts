@@ -2,6 +2,7 @@
 // from an eval report, and how they fill in a scenario.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
+import { AIRoute } from '../crds/schema.ts';
 import { requestLineWriter, type RequestRecord } from '../sidecar/telemetry/log.ts';
 import { fromEval, median, percentile, summariseLogs, type EvalReport } from './measured.ts';
 import { resolveRoutes } from './resolve.ts';
@@ -125,5 +126,24 @@ describe('from an eval report', () => {
     expect(r.routes[0]!.sources).toEqual(['tokens from report.json (2 cases), model too']);
     const none = resolveRoutes(parseScenario({ routes: [{ name: 'x', model: 'gpt-4.1', requestsPerDay: 1, tokens: { typical: { input: 1 } } }] }, 's.yaml'), { file: 's.yaml', evalReport: { file: 'report.json', report } });
     expect(none.problems).toEqual(['report.json: no route of s.yaml says which eval cases measure it (give a route eval: {} or eval: {tags: [...]})']);
+  });
+});
+
+describe('from AIRoute manifests', () => {
+  it('gives a scenario route its namespace, labels, default model and prices; the scenario wins', () => {
+    const manifest = AIRoute.parse({
+      apiVersion: 'ai-envelope.dev/v1alpha1',
+      kind: 'AIRoute',
+      metadata: { name: 'triage', namespace: 'shop', labels: { team: 'support' } },
+      spec: { model: { default: 'gpt-4.1-mini' }, prices: { 'gpt-4.1-mini': { input: 1, output: 2 }, 'ft:custom': { input: 3, output: 4 } } },
+    });
+    const scenario = parseScenario({ prices: { 'gpt-4.1-mini': { input: 0.5, output: 1 } }, routes: [{ name: 'triage', requestsPerDay: 1, tokens: { typical: { input: 1 } } }] }, 's.yaml');
+    const r = resolveRoutes(scenario, { file: 's.yaml', airoutes: [manifest] });
+    expect(r.routes[0]).toMatchObject({ id: 'shop/triage', labels: { team: 'support' }, model: 'gpt-4.1-mini', prices: { 'gpt-4.1-mini': { input: 0.5, output: 1 }, 'ft:custom': { input: 3, output: 4 } } });
+    expect(r.routes[0]!.sources).toEqual(['labels, prices, model from AIRoute shop/triage', 'worst case tokens = typical (no tokens.worst)']);
+    // Without a manifest or a model, the scenario has to say which model.
+    expect(resolveRoutes(parseScenario({ routes: [{ name: 'x', requestsPerDay: 1, tokens: { typical: { input: 1 } } }] }, 's.yaml'), { file: 's.yaml' }).problems).toEqual([
+      's.yaml: routes[0].model: required field is missing (no logs, eval or AIRoute default model gives one)',
+    ]);
   });
 });

@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { buildReport, type CaseRun } from '../../eval/report.ts';
 import { routeManifest, simRoute, startEnv, type Env } from '../support/fixtures.ts';
 import { tempDir } from '../support/sidecar-process.ts';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const EXAMPLES = fileURLToPath(new URL('../../examples', import.meta.url));
-const run = (...args: string[]) =>
+const cost = (...args: string[]) =>
   promisify(execFile)(process.execPath, [CLI, 'cost', ...args]).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
@@ -29,6 +30,7 @@ interface JsonRoute {
   perRequestNano: { typical: { standard: number } };
   monthlyUSD: number;
   worstMonthlyUSD: number;
+  worst: { input: number; output: number };
   sources: string[];
 }
 interface JsonReport {
@@ -39,7 +41,7 @@ interface JsonReport {
 
 describe('ai-envelope cost', () => {
   it('estimates the example scenario against the example budget', async () => {
-    const r = await run('-f', join(EXAMPLES, 'cost/shop.yaml'), '--budget', join(EXAMPLES, 'routes.yaml'));
+    const r = await cost('-f', join(EXAMPLES, 'cost/shop.yaml'), '--budget', join(EXAMPLES, 'routes.yaml'));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     // support-triage: 1500 in (750 cached), 250 out on gpt-4.1-mini = 300 + 75 + 400 = 775 µ$; a retry
@@ -63,7 +65,7 @@ describe('ai-envelope cost', () => {
     const dir = tempDir('cost');
     const budget = join(dir, 'budget.yaml');
     writeFileSync(budget, stringify({ apiVersion: 'ai-envelope.dev/v1alpha1', kind: 'AIBudget', metadata: { name: 'tight', namespace: 'shop' }, spec: { period: 'weekly', limitUSD: 40 } }));
-    const r = await run('-f', join(EXAMPLES, 'cost/shop.yaml'), '--budget', budget, '--days', '7', '--format', 'json');
+    const r = await cost('-f', join(EXAMPLES, 'cost/shop.yaml'), '--budget', budget, '--days', '7', '--format', 'json');
     expect(r.stderr).toBe('');
     // Both routes, $6.26 + $0.225 = $6.485 a day, $45.395 a week against $40: after 6.17 days, day 7.
     expect(r.code).toBe(1);
@@ -73,19 +75,43 @@ describe('ai-envelope cost', () => {
     expect(report.budgets[0]).toMatchObject({ budget: 'shop/tight', typical: { holds: false, runsOutOnDay: 7 } });
   });
 
+  it('takes token figures from an eval report', async () => {
+    const dir = tempDir('cost');
+    const caseRun = (id: string, tags: string[], inputTokens: number, outputTokens: number): CaseRun => ({ id, tags, status: 'pass', graders: [], answer: 'ok', httpStatus: 200, model: 'gpt-4.1-nano', latencyMs: 5, inputTokens, outputTokens, costUSD: 0, cached: false });
+    const report = buildReport(
+      { name: 'triage', file: 'suite.yaml', thresholds: { tags: {}, graders: {} }, regression: { margin: 0 }, cases: [] },
+      { label: 'baseline', routes: 'routes.yaml', configVersion: '0123456789abcdef', prompts: {}, cases: [caseRun('a', ['common'], 1000, 100), caseRun('b', ['common'], 3000, 300), caseRun('c', ['edge'], 9000, 900)], judgeCostUSD: 0 },
+    );
+    const reportFile = join(dir, 'report.json');
+    writeFileSync(reportFile, JSON.stringify(report));
+    const scenario = join(dir, 'scenario.yaml');
+    writeFileSync(scenario, stringify({ routes: [{ name: 'triage', namespace: 'shop', requestsPerDay: 1000, eval: { tags: ['common'] } }] }));
+    const r = await cost('-f', scenario, '--from-eval', reportFile, '--format', 'json');
+    expect(r.stderr).toBe('');
+    // common cases: inputs 1000 and 3000 (median 2000, max 3000), outputs 100 and 300 (200, 300), on gpt-4.1-nano:
+    // 2000×0.10 + 200×0.40 = 280 µ$ a request, 1000 a day for 30 days = $8.40.
+    const json = JSON.parse(r.stdout) as JsonReport;
+    expect(json.estimate.routes[0]).toMatchObject({ model: 'gpt-4.1-nano', typical: { input: 2000, output: 200 }, worst: { input: 3000, output: 300 } });
+    expect(json.estimate.monthlyUSD).toBeCloseTo(8.4, 9);
+    writeFileSync(reportFile, '{"cases": 3}');
+    const bad = await cost('-f', scenario, '--from-eval', reportFile);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`${reportFile}: not an ai-envelope eval report (report.json)`);
+  });
+
   it('says what is wrong with the scenario or the flags, exit 2', async () => {
     const dir = tempDir('cost');
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'routes:\n  - name: r\n    model: gpt-4.1-mini\n    requestsPerDay: 10\n    cachedShare: 2\n');
-    const r = await run('-f', bad);
+    const r = await cost('-f', bad);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual([`${bad}: routes[0].cachedShare: must be from 0 to 1`]);
     const unpriced = join(dir, 'unpriced.yaml');
     writeFileSync(unpriced, 'routes:\n  - {name: r, model: o3-pro, requestsPerDay: 10, tokens: {typical: {input: 10}}}\n');
-    expect((await run('-f', unpriced)).stderr).toContain(`${unpriced}: default/r: no price for model 'o3-pro' in the built-in table; add it under prices`);
-    expect((await run()).stderr).toContain('-f SCENARIOS is required');
-    expect((await run('-f', bad, '--days', 'many')).stderr).toContain("--days must be a whole number from 1 to 366, got 'many'");
-    expect((await run('-f', join(dir, 'missing.yaml'))).code).toBe(2);
+    expect((await cost('-f', unpriced)).stderr).toContain(`${unpriced}: default/r: no price for model 'o3-pro' in the built-in table; add it under prices`);
+    expect((await cost()).stderr).toContain('-f SCENARIOS is required');
+    expect((await cost('-f', bad, '--days', 'many')).stderr).toContain("--days must be a whole number from 1 to 366, got 'many'");
+    expect((await cost('-f', join(dir, 'missing.yaml'))).code).toBe(2);
   });
 });
 
@@ -116,7 +142,7 @@ describe('ai-envelope cost --from-logs, from a real sidecar', () => {
     writeFileSync(log, sidecar.output());
     const scenario = join(dir, 'scenario.yaml');
     writeFileSync(scenario, stringify({ routes: [{ name: 'main', requestsPerDay: 10_000 }] }));
-    const r = await run('-f', scenario, '--from-logs', log, '--format', 'json');
+    const r = await cost('-f', scenario, '--from-logs', log, '--format', 'json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as JsonReport;
@@ -128,7 +154,7 @@ describe('ai-envelope cost --from-logs, from a real sidecar', () => {
     expect(route!.sources.join('; ')).toContain('from logs (4 requests)');
 
     // Without a scenario: the route and its rate from the log alone (a span of seconds, scaled to a day).
-    const alone = await run('--from-logs', log);
+    const alone = await cost('--from-logs', log);
     expect(alone.code).toBe(0);
     expect(alone.stdout).toMatch(/^shop\/main +gpt-4\.1-mini /m);
     expect(alone.stdout).toContain('everything from logs (4 requests; not in the scenario)');
