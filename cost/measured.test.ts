@@ -44,7 +44,8 @@ describe('summariseLogs', () => {
       { at: '2026-11-02T06:00:00Z', record: usage(3000, 300, 1000, { attempts: 3, stream: true }) },
       { at: '2026-11-02T12:00:00Z', record: usage(2000, 200, 1000) },
       { at: '2026-11-02T18:00:00Z', record: usage(500, 50, 0, { model: 'gpt-4.1-nano', fallback_from: 'gpt-4.1-mini' }) },
-      // Refused before any model: no usage, not priced.
+      // Refused before any model: no usage, not priced. A moderation: free.
+      { at: '2026-11-02T20:00:00Z', record: usage(40, 0, 0, { endpoint: 'moderations', model: 'omni-moderation-latest' }) },
       { at: '2026-11-03T00:00:00Z', record: { route: 'shop/triage', status: 429, error_code: 'rate_limited' } },
     ],
     ['not json at all', '{"msg":"request","time":"yesterday"}'],
@@ -52,7 +53,7 @@ describe('summariseLogs', () => {
 
   it('groups by route and model, skipping and counting other lines', () => {
     const s = summariseLogs([text]);
-    expect(s).toMatchObject({ requests: 4, unbilled: 1, otherLines: 1, badLines: 2, spanDays: 1 });
+    expect(s).toMatchObject({ requests: 4, unbilled: 2, otherLines: 1, badLines: 2, spanDays: 1 });
     expect(s.groups.map((g) => [g.route, g.model, g.requests])).toEqual([
       ['shop/triage', 'gpt-4.1-mini', 3],
       ['shop/triage', 'gpt-4.1-nano', 1],

@@ -25,7 +25,7 @@ export interface LogSummary {
   groups: Measured[];
   /** Request lines with usage, counted in the groups. */
   requests: number;
-  /** Request lines without usage (refused before the model, or failed): not priced. */
+  /** Request lines without usage (refused before the model, or failed) or free (moderations): not priced. */
   unbilled: number;
   /** JSON lines that are not request lines (lifecycle events, alerts). */
   otherLines: number;
@@ -55,6 +55,7 @@ const RequestLine = z.looseObject({
   msg: z.literal('request'),
   time: z.string().refine((t) => Number.isFinite(Date.parse(t)), 'not a time'),
   route: z.string().min(1).optional(),
+  endpoint: z.string().optional(),
   model: z.string().min(1).optional(),
   stream: z.boolean().optional(),
   attempts: count.optional(),
@@ -96,7 +97,8 @@ export function summariseLogs(texts: string[]): LogSummary {
       const t = Date.parse(l.time);
       first = Math.min(first, t);
       last = Math.max(last, t);
-      if (!l.route || !l.model || l.input_tokens === undefined) {
+      // Moderations are free: OpenAI does not bill them and the sidecar prices none.
+      if (!l.route || !l.model || l.input_tokens === undefined || l.endpoint === 'moderations') {
         unbilled++;
         continue;
       }
