@@ -93,6 +93,15 @@ describe('summariseLogs', () => {
     ]);
   });
 
+  it('asks for the namespace when the logs hold the route name in two', () => {
+    const two = sidecarLog([
+      { at: '2026-11-02T00:00:00Z', record: usage(10, 1, 0) },
+      { at: '2026-11-02T01:00:00Z', record: usage(10, 1, 0, { route: 'staging/triage' }) },
+    ]);
+    const r = resolveRoutes(parseScenario({ routes: [{ name: 'triage' }] }, 's.yaml'), { file: 's.yaml', logs: summariseLogs([two]) });
+    expect(r.problems[0]).toBe('s.yaml: routes[0].namespace: required: the logs hold routes shop/triage and staging/triage');
+  });
+
   it('asks for a rate when the logs span no time', () => {
     const one = sidecarLog([{ at: '2026-11-02T00:00:00Z', record: usage(10, 1, 0) }]);
     const r = resolveRoutes(parseScenario({ routes: [{ name: 'triage' }] }, 's.yaml'), { file: 's.yaml', logs: summariseLogs([one]) });

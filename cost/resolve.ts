@@ -45,7 +45,12 @@ export function resolveRoutes(scenario: Scenario, src: Sources): Resolved {
 
   scenario.routes.forEach((s: ScenarioRoute, i) => {
     const manifest = findAIRoute(airoutes, s.name, s.namespace);
-    const groups = logGroups(src.logs, s.name, s.namespace);
+    const groups = logGroups(src.logs, s.name, s.namespace ?? manifest?.metadata.namespace);
+    const seenIn = [...new Set(groups.map((g) => g.route))];
+    if (seenIn.length > 1) {
+      problems.push(`${at(i, 'namespace')}: required: the logs hold routes ${seenIn.join(' and ')}`);
+      return;
+    }
     groups.forEach((g) => usedGroups.add(g));
     const namespace = s.namespace ?? manifest?.metadata.namespace ?? groups[0]?.route.split('/')[0] ?? 'default';
     const id = `${namespace}/${s.name}`;
