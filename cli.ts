@@ -47,6 +47,9 @@ const EVAL_USAGE = `  eval -f SUITE --routes PATH [--compare PATH2] [--out DIR] 
   review list|show|approve|reject|edit ...   Work a sidecar's human review queue (README: Review queue).
   batch submit|status|results ...   Batch API jobs from a JSONL file through the sidecar; 'ai-envelope
         batch --help' for every flag and exit code (README: Batch jobs).
+  cost -f SCENARIOS [--days 30] [--format text|json] [--from-logs FILE...] [--from-eval REPORT.json] [--routes PATH]
+       [--budget PATH]   Estimate a month's spend before launch, priced as the sidecar prices;
+        'ai-envelope cost --help' for every flag (README: Cost estimates).
 `;
 
 class UsageError extends Error {}
@@ -297,6 +300,11 @@ async function evals(args: string[]): Promise<number> {
   return evalCommand(args);
 }
 
+async function cost(args: string[]): Promise<number> {
+  const { costCommand } = await import('./cost/command.ts');
+  return costCommand(args);
+}
+
 async function review(args: string[]): Promise<number> {
   const { reviewCommand } = await import('./sidecar/review/cli.ts');
   return reviewCommand(args);
@@ -311,7 +319,7 @@ async function batch(args: string[]): Promise<number> {
   return batchCommand(args);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review, batch };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { validate, render, crds, sidecar, simulator, operator, eval: evals, review, batch, cost };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -40,6 +40,9 @@ const TABLE: Record<string, Price> = {
   'text-embedding-3-large': { input: 0.13, cachedInput: 0.13, output: 0, maxOutputTokens: 0 },
 };
 
+/** The models the built-in table prices, in table order (the cost calculator compares among them). */
+export const PRICED_MODELS: readonly string[] = Object.keys(TABLE);
+
 /** For an override of a model the table does not know: the largest maximum in the table. */
 const UNKNOWN_MAX_OUTPUT = 128_000;
 
