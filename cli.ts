@@ -16,7 +16,7 @@ Commands:
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
   crds                 Print the CustomResourceDefinitions (the YAML in crds/), for kubectl apply -f -.
-  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50] [--answers FILE]
+  simulator [--port 4010] [--api-key KEY]... [--admin-key KEY]... [--project KEY=PROJ]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50] [--answers FILE]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
         --answers: scripted answers per input, prompt and model (YAML or JSON; simulator/README.md).
   operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
@@ -144,11 +144,24 @@ async function sidecar(args: string[]): Promise<number> {
   return untilSignal(log, running.shutdown);
 }
 
+/** `--project KEY=proj_x`: the project the simulator bills that key's calls to. */
+function keyProjects(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0 || eq === p.length - 1) throw new UsageError(`--project must be KEY=PROJECT_ID, got '${p}'`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
 async function simulator(args: string[]): Promise<number> {
   const v = parse(args, {
     host: { type: 'string' },
     port: { type: 'string' },
     'api-key': { type: 'string', multiple: true },
+    'admin-key': { type: 'string', multiple: true },
+    project: { type: 'string', multiple: true },
     'stream-delay-ms': { type: 'string' },
     'latency-ms': { type: 'string' },
     'batch-step-ms': { type: 'string' },
@@ -160,6 +173,8 @@ async function simulator(args: string[]): Promise<number> {
     host: v.host ?? '127.0.0.1',
     port: int(v.port, 'port', 4010),
     ...(v['api-key'] ? { apiKeys: v['api-key'] } : {}),
+    ...(v['admin-key'] ? { adminKeys: v['admin-key'] } : {}),
+    projects: keyProjects(v.project ?? []),
     streamDelayMs: int(v['stream-delay-ms'], 'stream-delay-ms', 0),
     latencyMs: int(v['latency-ms'], 'latency-ms', 0),
     batchStepMs: int(v['batch-step-ms'], 'batch-step-ms', 50),
