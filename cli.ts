@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { readSources, parseManifests, formatProblem } from './crds/manifests.ts';
 import { crossResourceProblems, loadConfig, renderConfig } from './crds/render.ts';
+import { BILLING_FLAGS, BILLING_HELP, BILLING_USAGE, billingOptions } from './operator/billing/options.ts';
 
 const USAGE = `Usage: ai-envelope <command> [options]
 
@@ -26,6 +27,7 @@ Commands:
            [--webhook-service ai-envelope-webhook] [--webhook-url URL | --webhook-cert-dir DIR] [--no-webhook]
            [--sidecar-image IMAGE] [--sidecar-proxy-port 4141] [--sidecar-admin-port 4142]
            [--native-sidecar auto|always|never]
+${BILLING_USAGE}
         Run the operator: AIRoutes and AIBudgets into ConfigMaps and status, spend read from the
         sidecars. In-cluster config unless --kubeconfig; the leader-election Lease lives in --namespace
         (default: POD_NAMESPACE). --metrics-port serves /metrics, /healthz, /readyz (0: any free port).
@@ -38,6 +40,7 @@ Commands:
         and tls.key from there instead (cert-manager), writing nothing. --no-webhook: no injection.
         The sidecar it injects: --sidecar-image and ports; --native-sidecar auto decides from the
         server version (1.29+). More settings as JSON in AI_ENVELOPE_INJECT; flags win.
+${BILLING_HELP}
   help                 Show this text.
 `;
 
@@ -210,6 +213,7 @@ async function operator(args: string[]): Promise<number> {
     'sidecar-proxy-port': { type: 'string' },
     'sidecar-admin-port': { type: 'string' },
     'native-sidecar': { type: 'string' },
+    ...BILLING_FLAGS,
   });
   const namespace = v.namespace ?? process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError('--namespace (or POD_NAMESPACE) is required: the leader-election Lease lives there');
@@ -219,6 +223,9 @@ async function operator(args: string[]): Promise<number> {
     return n;
   };
   const webhook = await webhookOptions(v);
+  const billing = billingOptions(v, namespace, (m) => {
+    throw new UsageError(m);
+  });
   const { startOperator } = await import('./operator/main.ts');
   const { createOperatorLogger } = await import('./operator/log.ts');
   const log = createOperatorLogger();
@@ -233,6 +240,7 @@ async function operator(args: string[]): Promise<number> {
     resyncSeconds: positive(v['resync-seconds'], 'resync-seconds', 60),
     watchTimeoutSeconds: int(v['watch-timeout-seconds'], 'watch-timeout-seconds', 300),
     workers: positive(v.workers, 'workers', 8),
+    billing,
     log,
   });
   return untilSignal(log, running.shutdown);
