@@ -29,7 +29,8 @@ export function lastDates(now: number, n: number): string[] {
   return Array.from({ length: n }, (_, i) => utcDate(dayStart(now, i)));
 }
 
-const micro = (nano: number) => Math.round(nano / 1000) / 1e6;
+// `|| 0`: a rounded -0 would read as drift in JSON diffs and kubectl.
+const micro = (nano: number) => Math.round(nano / 1000) / 1e6 || 0;
 
 /**
  * One row per date: driftUSD = billed - estimated (positive: OpenAI billed more than the envelope
@@ -42,7 +43,7 @@ export function compareDays(dates: readonly string[], billed: ByDay, estimated: 
     const e = estimated.get(date) ?? 0;
     const drift = b - e;
     const base = Math.max(Math.abs(b), Math.abs(e));
-    return { date, billedUSD: micro(b), estimatedUSD: micro(e), driftUSD: micro(drift), driftRatio: base === 0 ? 0 : Math.round((drift / base) * 1e4) / 1e4 };
+    return { date, billedUSD: micro(b), estimatedUSD: micro(e), driftUSD: micro(drift), driftRatio: base === 0 ? 0 : Math.round((drift / base) * 1e4) / 1e4 || 0 };
   });
 }
 
