@@ -153,4 +153,19 @@ describeWithKube('operator: spend reconciled with OpenAI billing', () => {
     expect(op.logs().filter((l) => l.event === 'billing_reconciliation_disabled')).toHaveLength(1);
     expect(metricValue(await op.metrics(), 'ai_envelope_billing_checks_total')).toBe(0);
   }, 60_000);
+
+  it('with a key that is not an admin key, says in the status that the bill cannot be read, and why', async () => {
+    await op?.stop();
+    await ok(cp.request('PATCH', `/api/v1/namespaces/${OPERATOR_NS}/secrets/openai-admin`, { body: { stringData: { adminKey: KEY } }, headers: { 'content-type': 'application/merge-patch+json' } }));
+    op = await billingOperator();
+    const rec = await eventually('reconciliation Error', async () => {
+      const r = (await shop())?.status?.reconciliation;
+      return r?.state === 'Error' && r;
+    }, 30_000);
+    expect(rec.reason).toBe('CostsUnavailable');
+    expect(rec.message).toMatch(/organization\/costs answered 401: .*insufficient permissions/);
+    expect(rec.message).not.toContain(KEY);
+    expect(rec.projectId).toBe(PROJECT);
+    expect(metricValue(await op.metrics(), 'ai_envelope_billing_checks_total', { result: 'error' })).toBeGreaterThan(0);
+  }, 60_000);
 });
