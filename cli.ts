@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify } from 'yaml';
 import { readSources, parseManifests, formatProblem } from './crds/manifests.ts';
 import { crossResourceProblems, loadConfig, renderConfig } from './crds/render.ts';
+import { BILLING_FLAGS, BILLING_HELP, BILLING_USAGE, billingOptions } from './operator/billing/options.ts';
 
 const USAGE = `Usage: ai-envelope <command> [options]
 
@@ -16,8 +17,8 @@ Commands:
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
   crds                 Print the CustomResourceDefinitions (the YAML in crds/), for kubectl apply -f -.
-  simulator [--port 4010] [--api-key KEY]... [--stream-delay-ms 0] [--latency-ms 0] [--batch-step-ms 50]
-            [--batch-lines-per-step 0] [--answers FILE]
+  simulator [--port 4010] [--api-key KEY]... [--admin-key KEY]... [--project KEY=PROJ]... [--stream-delay-ms 0] [--latency-ms 0]
+            [--batch-step-ms 50] [--batch-lines-per-step 0] [--answers FILE]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
         --answers: scripted answers per input, prompt and model (YAML or JSON; simulator/README.md).
   operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
@@ -27,6 +28,7 @@ Commands:
            [--webhook-service ai-envelope-webhook] [--webhook-url URL | --webhook-cert-dir DIR] [--no-webhook]
            [--sidecar-image IMAGE] [--sidecar-proxy-port 4141] [--sidecar-admin-port 4142]
            [--native-sidecar auto|always|never]
+${BILLING_USAGE}
         Run the operator: AIRoutes and AIBudgets into ConfigMaps and status, spend read from the
         sidecars. In-cluster config unless --kubeconfig; the leader-election Lease lives in --namespace
         (default: POD_NAMESPACE). --metrics-port serves /metrics, /healthz, /readyz (0: any free port).
@@ -39,6 +41,7 @@ Commands:
         and tls.key from there instead (cert-manager), writing nothing. --no-webhook: no injection.
         The sidecar it injects: --sidecar-image and ports; --native-sidecar auto decides from the
         server version (1.29+). More settings as JSON in AI_ENVELOPE_INJECT; flags win.
+${BILLING_HELP}
   help                 Show this text.
 `;
 
@@ -150,11 +153,24 @@ async function sidecar(args: string[]): Promise<number> {
   return untilSignal(log, running.shutdown);
 }
 
+/** `--project KEY=proj_x`: the project the simulator bills that key's calls to. */
+function keyProjects(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0 || eq === p.length - 1) throw new UsageError(`--project must be KEY=PROJECT_ID, got '${p}'`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return out;
+}
+
 async function simulator(args: string[]): Promise<number> {
   const v = parse(args, {
     host: { type: 'string' },
     port: { type: 'string' },
     'api-key': { type: 'string', multiple: true },
+    'admin-key': { type: 'string', multiple: true },
+    project: { type: 'string', multiple: true },
     'stream-delay-ms': { type: 'string' },
     'latency-ms': { type: 'string' },
     'batch-step-ms': { type: 'string' },
@@ -167,6 +183,8 @@ async function simulator(args: string[]): Promise<number> {
     host: v.host ?? '127.0.0.1',
     port: int(v.port, 'port', 4010),
     ...(v['api-key'] ? { apiKeys: v['api-key'] } : {}),
+    ...(v['admin-key'] ? { adminKeys: v['admin-key'] } : {}),
+    projects: keyProjects(v.project ?? []),
     streamDelayMs: int(v['stream-delay-ms'], 'stream-delay-ms', 0),
     latencyMs: int(v['latency-ms'], 'latency-ms', 0),
     batchStepMs: int(v['batch-step-ms'], 'batch-step-ms', 50),
@@ -203,6 +221,7 @@ async function operator(args: string[]): Promise<number> {
     'sidecar-proxy-port': { type: 'string' },
     'sidecar-admin-port': { type: 'string' },
     'native-sidecar': { type: 'string' },
+    ...BILLING_FLAGS,
   });
   const namespace = v.namespace ?? process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError('--namespace (or POD_NAMESPACE) is required: the leader-election Lease lives there');
@@ -212,6 +231,9 @@ async function operator(args: string[]): Promise<number> {
     return n;
   };
   const webhook = await webhookOptions(v);
+  const billing = billingOptions(v, namespace, (m) => {
+    throw new UsageError(m);
+  });
   const { startOperator } = await import('./operator/main.ts');
   const { createOperatorLogger } = await import('./operator/log.ts');
   const log = createOperatorLogger();
@@ -226,6 +248,7 @@ async function operator(args: string[]): Promise<number> {
     resyncSeconds: positive(v['resync-seconds'], 'resync-seconds', 60),
     watchTimeoutSeconds: int(v['watch-timeout-seconds'], 'watch-timeout-seconds', 300),
     workers: positive(v.workers, 'workers', 8),
+    billing,
     log,
   });
   return untilSignal(log, running.shutdown);

@@ -67,6 +67,7 @@ export const KINDS: readonly Kind[] = [
       { name: 'Remaining', type: 'string', jsonPath: '.status.remainingUSD', description: 'USD left in the current period' },
       { name: 'Exhausted', type: 'string', jsonPath: '.status.conditions[?(@.type=="Exhausted")].status', description: 'Whether the limit is reached' },
       { name: 'On-Exhausted', type: 'string', jsonPath: '.spec.onExhausted', description: 'block, degrade or alert', priority: 1 },
+      { name: 'Billing', type: 'string', jsonPath: '.status.reconciliation.state', description: "Spend against OpenAI's bill: Ok, Drift, Pending, Disabled or Error", priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation' },
     ],
   },

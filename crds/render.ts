@@ -15,7 +15,8 @@ export function renderConfig(routes: AIRoute[], budgets: AIBudget[]): SidecarCon
     .sort(byId);
   const renderedBudgets: RenderedBudget[] = budgets
     .map((b) => {
-      const { routeSelector, ...rest } = b.spec;
+      // Billing reconciliation is the operator's business: the sidecar never sees it.
+      const { routeSelector, reconcile: _reconcile, ...rest } = b.spec;
       const covered = routes
         .filter((r) => r.metadata.namespace === b.metadata.namespace && matchesSelector(routeSelector, r.metadata.labels))
         .map((r) => r.metadata.name)

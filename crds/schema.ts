@@ -360,6 +360,22 @@ const AIBudgetSpecShape = z
     onExhausted: z.enum(['block', 'degrade', 'alert']).default('block'),
     degradeTo: modelName.optional(),
     alertAt: z.array(z.number().gt(0, 'alertAt values are fractions above 0').max(1, 'alertAt values are fractions up to 1')).default([0.5, 0.8, 1]),
+    /**
+     * Compare this budget's spend, day by day, with what OpenAI bills the project (the
+     * organization Costs API, read by the operator with the admin key the chart names). Budgets
+     * naming the same project are added up against its bill, so they should cover disjoint routes.
+     */
+    reconcile: z
+      .object({
+        /** The OpenAI project the routes of this budget call with: `proj_...`. */
+        projectId: z
+          .string({ error: 'reconcile.projectId must be a string' })
+          .min(1, 'reconcile.projectId must not be empty')
+          .max(64, 'reconcile.projectId must be at most 64 characters')
+          .regex(/^[A-Za-z0-9_-]+$/, "reconcile.projectId must be an OpenAI project id such as 'proj_abc123'"),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -441,6 +457,33 @@ export const AIBudgetStatus = z.object({
    * only what is new instead of counting a pod twice.
    */
   sidecarSpend: z.array(z.object({ uid: z.string(), pod: z.string(), spentUSD: z.number().min(0) })).optional(),
+  /**
+   * The envelope's own spend per UTC day (newest first, the last 8 days), attributed by the
+   * operator to the day on which it read each increase from the sidecars: what billing
+   * reconciliation compares with OpenAI's bill.
+   */
+  dailySpend: z.array(z.object({ date: z.string(), spentUSD: z.number().min(0) }).strict()).max(8).optional(),
+  /** OpenAI's bill for spec.reconcile.projectId against the envelope's estimate, per UTC day. */
+  reconciliation: z
+    .object({
+      /** Ok (within the threshold), Drift (some day past it), Pending (not checked yet), Disabled (no admin key, or no projectId) or Error (the bill could not be read). */
+      state: z.enum(['Ok', 'Drift', 'Pending', 'Disabled', 'Error']),
+      reason: z.string().optional(),
+      message: z.string().optional(),
+      projectId: z.string().optional(),
+      lastCheckedAt: z.string().optional(),
+      /** Newest first. driftUSD = billedUSD - estimatedUSD; driftRatio = driftUSD / the larger of the two. */
+      days: z
+        .array(
+          z
+            .object({ date: z.string(), billedUSD: z.number(), estimatedUSD: z.number(), driftUSD: z.number(), driftRatio: z.number() })
+            .strict(),
+        )
+        .max(31)
+        .optional(),
+    })
+    .strict()
+    .optional(),
 });
 export type AIBudgetStatus = z.output<typeof AIBudgetStatus>;
 

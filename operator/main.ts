@@ -7,6 +7,7 @@ import { LeaderElector, defaultIdentity } from './leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { startAdmin } from './admin.ts';
 import { LEASE_NAME } from './rbac.ts';
+import type { BillingOptions } from './billing/reconciler.ts';
 import { startWebhook, startWebhookFromFiles, type RunningWebhook, type WebhookOptions } from './webhook/server.ts';
 
 export interface OperatorOptions {
@@ -22,6 +23,8 @@ export interface OperatorOptions {
   resyncSeconds: number;
   spendIntervalSeconds: number;
   workers: number;
+  /** Reconciliation of spend with OpenAI billing (operator/billing/); off without an admin key Secret. */
+  billing?: BillingOptions;
   /** Serve the injection webhook (every replica serves; only the leader writes its TLS Secret and caBundle). */
   webhook?: Omit<WebhookOptions, 'client' | 'log' | 'namespace' | 'isLeader' | 'registry'> & {
     /** Certificates from files (cert-manager's Secret mounted there) instead of the operator's own CA. */
@@ -65,6 +68,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     resyncMs: opts.resyncSeconds * 1000,
     spendIntervalMs: opts.spendIntervalSeconds * 1000,
     scrapeTimeoutMs: Math.max(500, Math.min(5000, opts.spendIntervalSeconds * 500)),
+    ...(opts.billing ? { billing: opts.billing } : {}),
   });
   let webhook: RunningOperator['webhook'];
   const deadline = ((opts.watchTimeoutSeconds > 0 ? opts.watchTimeoutSeconds : 3600) + 30) * 1000;

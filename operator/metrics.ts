@@ -12,6 +12,9 @@ export class OperatorMetrics {
   readonly leader: Gauge;
   readonly scrapes: Counter;
   readonly watchSilence: Gauge;
+  readonly billingDriftUSD: Gauge;
+  readonly billingDriftRatio: Gauge;
+  readonly billingChecks: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -24,6 +27,11 @@ export class OperatorMetrics {
     this.writes = new Counter({ name: 'ai_envelope_operator_writes_total', help: 'Writes to the API server by kind and verb', labelNames: ['kind', 'verb'], registers });
     this.leader = new Gauge({ name: 'ai_envelope_operator_leader', help: '1 while this replica holds the leader Lease', registers });
     this.scrapes = new Counter({ name: 'ai_envelope_operator_usage_scrapes_total', help: 'Reads of sidecar /usage by result', labelNames: ['result'], registers });
+    // `budget_namespace`, not `namespace`: Prometheus gives the scraped operator pod's namespace that name.
+    const billing = ['budget_namespace', 'budget', 'project'];
+    this.billingDriftUSD = new Gauge({ name: 'ai_envelope_billing_drift_usd', help: "OpenAI's bill minus the envelope's spend for the budget's project, on the day of the largest difference among those compared", labelNames: billing, registers });
+    this.billingDriftRatio = new Gauge({ name: 'ai_envelope_billing_drift_ratio', help: 'That difference over the larger of bill and spend (-1 to 1)', labelNames: billing, registers });
+    this.billingChecks = new Counter({ name: 'ai_envelope_billing_checks_total', help: "Reads of OpenAI's organization Costs API by result", labelNames: ['result'], registers });
     this.watchSilence = new Gauge({ name: 'ai_envelope_operator_watch_silence_seconds', help: 'Seconds since each watch last heard from the API server', labelNames: ['resource'], registers });
   }
 }

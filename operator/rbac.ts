@@ -28,6 +28,11 @@ export const NAMESPACE_RULES: PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEASE_NAME], verbs: ['get', 'update'] },
 ];
 
+/** In the operator's namespace, when billing reconciliation is on: read the one Secret holding the admin key. */
+export function billingRules(secretName: string): PolicyRule[] {
+  return [{ apiGroups: [''], resources: ['secrets'], resourceNames: [secretName], verbs: ['get'] }];
+}
+
 export const ROLE_NAME = 'ai-envelope-operator';
 
 /** ClusterRole, ClusterRoleBinding, Role and RoleBinding for a ServiceAccount. */

@@ -61,7 +61,7 @@ export function chatCompletions(ctx: HandlerCtx): Reply {
       rejected_prediction_tokens: 0,
     },
   };
-  const note = { model, tokens: promptTokens + (maxTokens ?? completionTokens) };
+  const note = { model, tokens: promptTokens + (maxTokens ?? completionTokens), billed: usage };
   const id = ids.chat();
   const created = nowSeconds();
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkAnswers } from './answers.ts';
 import { checkFault } from './faults.ts';
+import { addCost, checkExtraCost } from './costs.ts';
 import { applyOptions, type SimState } from './state.ts';
 import type { SimulatorOptions } from './types.ts';
 
@@ -43,6 +44,15 @@ export function handleControl(state: SimState, req: IncomingMessage, res: Server
         applyOptions(state, o as Partial<SimulatorOptions>);
         return noContent(res);
       }
+      case 'POST /_sim/costs': {
+        const parsed: unknown = JSON.parse(raw.toString('utf8'));
+        // Validated as a whole first, like faults.
+        const costs = (Array.isArray(parsed) ? parsed : [parsed]).map((c) => checkExtraCost(c, Date.now()));
+        for (const c of costs) addCost(state.costs, c);
+        return noContent(res);
+      }
+      case 'GET /_sim/costs':
+        return sendJson(res, 200, [...state.costs.values()].map((c) => ({ date: new Date(c.day * 1000).toISOString().slice(0, 10), projectId: c.projectId, lineItem: c.lineItem, amountUSD: c.nano / 1e9 })));
       case 'POST /_sim/reset':
         state.requests.length = 0;
         state.faults.clear();

@@ -49,7 +49,8 @@ export function createEmbeddings(ctx: HandlerCtx): Reply {
     const embedding = format === 'base64' ? float32LE(vec).toString('base64') : Array.from(vec);
     return { object: 'embedding', index, embedding };
   });
-  return json({ object: 'list', data, model, usage: { prompt_tokens: total, total_tokens: total } }, { model, tokens: total });
+  const usage = { prompt_tokens: total, total_tokens: total };
+  return json({ object: 'list', data, model, usage }, { model, tokens: total, billed: usage });
 }
 
 /** Little-endian on every host, as the SDK's decoder assumes. */

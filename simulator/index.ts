@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { checkAnswers } from './answers.ts';
+import { addCost, checkExtraCost } from './costs.ts';
 import { FaultQueue } from './faults.ts';
 import { createSimServer } from './server.ts';
 import { applyOptions, DEFAULT_MODELS, type SimState } from './state.ts';
@@ -20,19 +21,21 @@ export type {
 } from './types.ts';
 export { DEFAULT_MODELS } from './state.ts';
 export { loadAnswers, type ScriptedAnswer } from './answers.ts';
+export { DEFAULT_PROJECT, type ExtraCost } from './costs.ts';
 export { MODERATION_TRIGGERS } from './moderations.ts';
 export { BROKEN_JSON_TRIGGER, LONG_TRIGGER, TOOL_TRIGGER, WRONG_JSON_TRIGGER } from './generate.ts';
 
 /** Starts a local OpenAI-compatible API on loopback; resolves once it is listening. */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const state: SimState = {
-    opts: { streamDelayMs: 0, latencyMs: 0, models: [...DEFAULT_MODELS], batchStepMs: 50, batchLinesPerStep: 0, batchWindowMs: 86_400_000, apiKeys: undefined },
+    opts: { streamDelayMs: 0, latencyMs: 0, models: [...DEFAULT_MODELS], batchStepMs: 50, batchLinesPerStep: 0, batchWindowMs: 86_400_000, apiKeys: undefined, adminKeys: undefined, projects: {} },
     requests: [],
     faults: new FaultQueue(),
     answers: [],
     files: new Map(),
     batches: new Map(),
     responses: new Map(),
+    costs: new Map(),
   };
   applyOptions(state, opts);
   const closing = new AbortController();
@@ -57,6 +60,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     clearFaults: () => state.faults.clear(),
     setApiKeys: (keys) => applyOptions(state, { apiKeys: keys }),
     setOptions: (o) => applyOptions(state, o),
+    bill: (cost) => addCost(state.costs, checkExtraCost(cost, Date.now())),
     script: (answers) => state.answers.push(...checkAnswers(answers)),
     reset: () => {
       // Emptied in place: callers may hold a reference to `requests`.

@@ -8,6 +8,8 @@ export interface SseEvent {
 export interface UsageNote {
   model: string;
   tokens: number;
+  /** The usage object the call reported (streamed or not): what the simulated organization is billed (costs.ts). */
+  billed?: unknown;
 }
 
 export type Reply =

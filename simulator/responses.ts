@@ -83,7 +83,7 @@ export function createResponse(ctx: HandlerCtx): Reply {
     usage,
   };
   if (store) ctx.state.responses.set(final.id, final);
-  const note = { model, tokens: inputTokens + (maxOutput ?? outputTokens) };
+  const note = { model, tokens: inputTokens + (maxOutput ?? outputTokens), billed: usage };
   if (stream) return { kind: 'sse', events: streamEvents(model, base, final, output, textPieces), usage: note };
   return json(final, note);
 }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { advanceBatches } from './batches.ts';
 import { handleControl } from './control.ts';
+import { billUsage, checkAdminKey, listCosts, projectOf } from './costs.ts';
 import { ApiError, invalidUrl } from './errors.ts';
 import { errorFromFault, insufficientQuota } from './faults.ts';
 import { rateLimitFor, rateLimitHeaders } from './headers.ts';
@@ -65,6 +66,19 @@ async function serve(state: SimState, closing: AbortSignal, req: IncomingMessage
 
   advanceBatches(state);
   if (!path.startsWith('/v1/')) return sendError(invalidUrl(method, path));
+  const key = bearer(headers.authorization);
+  // Admin endpoints take the admin key class, which the project keys' list knows nothing of.
+  if (path.startsWith('/v1/organization/')) {
+    const denied = key === undefined ? checkAuth(state, undefined) : checkAdminKey(key, state.opts.adminKeys);
+    if (denied) return sendError(denied);
+    if (method !== 'GET' || path !== '/v1/organization/costs') return sendError(invalidUrl(method, path));
+    try {
+      return await send(res, listCosts(state.costs, url.searchParams, Date.now()), base(), state, undefined, signal);
+    } catch (e) {
+      if (e instanceof ApiError) return sendError(e);
+      throw e;
+    }
+  }
   const authError = checkAuth(state, headers.authorization);
   if (authError) return sendError(authError);
 
@@ -95,6 +109,7 @@ async function serve(state: SimState, closing: AbortSignal, req: IncomingMessage
     if (e instanceof ApiError) return sendError(e);
     throw e;
   }
+  if (reply.kind !== 'bytes' && reply.usage?.billed) billUsage(state.costs, Date.now() / 1000, projectOf(headers, key, state.opts.projects), reply.usage.model, reply.usage.billed);
   await send(res, reply, base(), state, fault, signal);
 }
 
@@ -124,8 +139,10 @@ function sendMalformed(res: ServerResponse, base: Record<string, string>, stream
   }
 }
 
+const bearer = (authorization: string | undefined): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+
 function checkAuth(state: SimState, authorization: string | undefined): ApiError | undefined {
-  const key = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+  const key = bearer(authorization);
   if (!key) {
     return new ApiError(
       401,

@@ -4,6 +4,7 @@ import type { RecordedRequest, SimulatorOptions } from './types.ts';
 import type { BatchRecord } from './batches.ts';
 import type { StoredFile } from './files.ts';
 import type { Reply } from './reply.ts';
+import type { CostBook } from './costs.ts';
 
 export interface SimState {
   opts: {
@@ -14,6 +15,10 @@ export interface SimState {
     batchLinesPerStep: number;
     batchWindowMs: number;
     apiKeys: string[] | undefined;
+    /** Keys of the admin class (organization endpoints); unset: any `sk-admin-` key. */
+    adminKeys: string[] | undefined;
+    /** Key → project billed for its calls (unless the OpenAI-Project header names one). */
+    projects: Record<string, string>;
   };
   requests: RecordedRequest[];
   faults: FaultQueue;
@@ -23,6 +28,8 @@ export interface SimState {
   batches: Map<string, BatchRecord>;
   /** Stored Responses objects, for GET /v1/responses/{id}. */
   responses: Map<string, unknown>;
+  /** The organization's bill (costs.ts). */
+  costs: CostBook;
 }
 
 export interface HandlerCtx {
@@ -65,5 +72,7 @@ export function applyOptions(state: SimState, o: Partial<SimulatorOptions>): voi
   if (o.batchLinesPerStep !== undefined) state.opts.batchLinesPerStep = o.batchLinesPerStep;
   if (o.batchWindowMs !== undefined) state.opts.batchWindowMs = o.batchWindowMs;
   if ('apiKeys' in o) state.opts.apiKeys = o.apiKeys ? [...o.apiKeys] : undefined;
+  if ('adminKeys' in o) state.opts.adminKeys = o.adminKeys ? [...o.adminKeys] : undefined;
+  if (o.projects !== undefined) state.opts.projects = { ...o.projects };
   if (o.answers !== undefined) state.answers = checkAnswers(o.answers);
 }

@@ -1,4 +1,5 @@
 import type { ScriptedAnswer } from './answers.ts';
+import type { ExtraCost } from './costs.ts';
 
 export interface SimulatorOptions {
   /** Default 127.0.0.1. */
@@ -21,6 +22,10 @@ export interface SimulatorOptions {
   batchWindowMs?: number;
   /** Scripted answers (answers.ts): replaces the list. */
   answers?: ScriptedAnswer[];
+  /** Admin keys, the only ones the organization endpoints (costs) accept; unset: any key starting `sk-admin-`. */
+  adminKeys?: string[];
+  /** API key → the project its calls are billed to, when no OpenAI-Project header names one (default `proj_default`). */
+  projects?: Record<string, string>;
 }
 
 export interface RecordedRequest {
@@ -109,6 +114,8 @@ export interface Simulator {
   setOptions(o: Partial<SimulatorOptions>): void;
   /** Appends scripted answers (first match wins). */
   script(answers: ScriptedAnswer[]): void;
+  /** Adds an amount to a project's bill on a UTC day (default today), as a line item of its own: drift on demand. */
+  bill(cost: ExtraCost): void;
   /** Clears recorded requests, queued faults and scripted answers. */
   reset(): void;
   close(): Promise<void>;

@@ -3,7 +3,7 @@
 // (never from event payloads), so any number of events collapse into one pass that sees them all.
 // Only the leader reconciles and reads spend; followers keep their caches warm for a quick take-over.
 import type { Logger } from 'pino';
-import { API_VERSION, type AIRouteStatus } from '../../crds/schema.ts';
+import { API_VERSION, type AIBudgetStatus, type AIRouteStatus } from '../../crds/schema.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
 import { isConflict, isNotFound } from '../kube/client.ts';
 import { SupervisedWatch, type WatchOptions } from './watch.ts';
@@ -17,6 +17,8 @@ import { scrapePod } from '../spend/scraper.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import type { Condition } from '../reconcile/conditions.ts';
 import type { Period } from '../../sidecar/policy/periods.ts';
+import { DailySpend } from '../billing/daily.ts';
+import { BillingReconciler, type BillingOptions } from '../billing/reconciler.ts';
 
 export interface ControllerOptions {
   client: KubeClient;
@@ -31,7 +33,11 @@ export interface ControllerOptions {
   /** How often sidecars' /usage is read. */
   spendIntervalMs: number;
   scrapeTimeoutMs: number;
+  /** Reconciliation of spend with OpenAI billing; without an admin key Secret it is off. */
+  billing?: BillingOptions;
 }
+
+const BILLING_OFF: BillingOptions = { baseURL: 'https://api.openai.com/v1', intervalMs: 3_600_000, firstDelayMs: 30_000, days: 7, threshold: { ratio: 0.05, minUSD: 0.01 }, timeoutMs: 30_000 };
 
 const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 const METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
@@ -65,6 +71,8 @@ export class Controller {
   private readonly watches: Array<SupervisedWatch<KubeObject>>;
   private readonly queue: WorkQueue;
   private ledger = new SpendLedger();
+  private daily = new DailySpend();
+  readonly billing: BillingReconciler;
   private readonly events: EventRecorder;
   private readonly opts: ControllerOptions;
   private readonly log: Logger;
@@ -131,6 +139,21 @@ export class Controller {
       if (referenced) this.enqueue(ns);
     });
     this.watches = [this.routes, this.budgets, this.configMaps, this.pods, this.secrets];
+    this.billing = new BillingReconciler(
+      {
+        client,
+        log,
+        metrics,
+        events: this.events,
+        isLeader: () => opts.isLeader() && !this.stopped,
+        budgets: () => this.budgets.all(),
+        estimates: (b) => this.daily.byDay(`${b.metadata.namespace}/${b.metadata.name}`, b.status as AIBudgetStatus | undefined),
+        onResults: (namespaces) => {
+          for (const ns of namespaces) this.enqueue(ns);
+        },
+      },
+      opts.billing ?? BILLING_OFF,
+    );
   }
 
   start(): void {
@@ -139,6 +162,7 @@ export class Controller {
     this.resync.unref();
     this.scrapeTimer = setInterval(() => void this.scrape(), this.opts.spendIntervalMs);
     this.scrapeTimer.unref();
+    this.billing.start();
   }
 
   /** Every watch has listed once. */
@@ -168,8 +192,10 @@ export class Controller {
   onLeading(): void {
     // Another leader may have added spend meanwhile: resume from the statuses it wrote.
     this.ledger = new SpendLedger();
+    this.daily = new DailySpend();
     this.enqueueAll();
     void this.scrape();
+    this.billing.soon();
   }
 
   enqueue(ns: string): void {
@@ -244,6 +270,12 @@ export class Controller {
       })),
     );
 
+    for (const s of desired.statuses) {
+      const b = s.kind === 'AIBudget' && 'periodStart' in s.status ? this.budgets.get(ns, s.name) : undefined;
+      if (!b) continue;
+      const status = b.status as AIBudgetStatus | undefined;
+      s.status = { ...s.status, dailySpend: this.daily.figures(`${ns}/${s.name}`, status), reconciliation: this.billing.statusFor(b) };
+    }
     errors.push(...(await inParallel(desired.statuses, NAMESPACE_PARALLELISM, (s) => this.writeStatus(ns, s))));
     end();
     metrics.reconciles.inc({ result: errors.length > 0 ? 'error' : 'success' });
@@ -289,7 +321,19 @@ export class Controller {
         }
       });
       const live = new Set(pods.map((p) => p.metadata.uid ?? ''));
-      const changed = this.ledger.observe(reports, this.budgets.all().map((b) => this.budgetRef(b)), live, Date.now());
+      const now = Date.now();
+      const budgets = this.budgets.all();
+      const refs = budgets.map((b) => this.budgetRef(b));
+      const before = refs.map((r) => this.ledger.spendFor(r, now));
+      const changed = this.ledger.observe(reports, refs, live, now);
+      // What each total grew by since the last round is that day's spend (billing/daily.ts).
+      refs.forEach((r, i) => {
+        const after = this.ledger.spendFor(r, now);
+        const prev = before[i] as (typeof before)[number];
+        const id = `${r.namespace}/${r.name}`;
+        if (this.daily.observe(id, r.status as AIBudgetStatus | undefined, prev.period === after.period ? prev.spentNano : undefined, after.spentNano, now)) changed.add(id);
+      });
+      this.daily.forgetExcept(new Set(refs.map((r) => `${r.namespace}/${r.name}`)));
       for (const id of changed) this.enqueue(id.split('/')[0] as string);
     } finally {
       this.scraping = false;
@@ -301,6 +345,7 @@ export class Controller {
     clearInterval(this.resync);
     clearInterval(this.scrapeTimer);
     this.queue.stop();
+    await this.billing.stop();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.queue.idle();
   }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { CLUSTER_RULES, LEASE_NAME, NAMESPACE_RULES, ROLE_NAME, type PolicyRule } from '../../operator/rbac.ts';
+import { CLUSTER_RULES, LEASE_NAME, NAMESPACE_RULES, ROLE_NAME, billingRules, type PolicyRule } from '../../operator/rbac.ts';
 import { TLS_SECRET_NAME, WEBHOOK_CLUSTER_RULES, WEBHOOK_CONFIG_NAME, WEBHOOK_NAME, WEBHOOK_NAMESPACE_RULES, WEBHOOK_PATH } from '../../operator/webhook/rbac.ts';
 import { servingHosts } from '../../operator/webhook/server.ts';
 import { OPERATOR_NODE_OPTIONS } from '../../operator/runtime.ts';
@@ -41,6 +41,8 @@ describe('helm lint and template', () => {
     ['the same port for proxy and admin', { injection: { proxyPort: 4142 } }, /proxyPort and injection.adminPort must differ/],
     ['a Redis URL that is not one', { injection: { redisURL: 'http://redis:6379' } }, /redisURL/],
     ['a timeout beyond what the API server allows', { webhook: { timeoutSeconds: 31 } }, /timeoutSeconds/],
+    ['billing compared over more days than the operator keeps', { billing: { days: 9 } }, /days/],
+    ['an admin key Secret name that is not one', { billing: { adminKeySecret: { name: 'Admin Key', key: 'adminKey' } } }, /name/],
     ['a disruption budget that would block every drain', { replicaCount: 1 }, /minAvailable \(1\) must be below replicaCount \(1\)/],
     ['no ServiceAccount name when the chart does not make one', { serviceAccount: { create: false } }, /serviceAccount.name is required/],
   ])('refuses %s', async (_, values, message) => {
@@ -57,7 +59,8 @@ describe('RBAC', () => {
     const role = one(objs, 'Role');
     expect(cluster.metadata.name).toBe(ROLE_NAME);
     expect(cluster.rules).toEqual(normalise([...CLUSTER_RULES, ...WEBHOOK_CLUSTER_RULES]));
-    expect(role.rules).toEqual(normalise([...NAMESPACE_RULES, ...WEBHOOK_NAMESPACE_RULES]));
+    const adminKeySecret = (values as { billing?: { adminKeySecret?: { name: string } } }).billing?.adminKeySecret?.name;
+    expect(role.rules).toEqual(normalise([...NAMESPACE_RULES, ...WEBHOOK_NAMESPACE_RULES, ...(adminKeySecret ? billingRules(adminKeySecret) : [])]));
     for (const rule of [...cluster.rules, ...role.rules] as PolicyRule[]) {
       for (const field of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames ?? []]) expect(field).not.toContain('*');
     }
@@ -255,5 +258,26 @@ describe('examples/kubernetes', () => {
       for (const c of d.spec.template.spec.containers) expect((c.env ?? []).map((e: { name: string }) => e.name)).not.toContain('OPENAI_BASE_URL');
     }
     expect(readFileSync(join(dir, 'app/main.py'), 'utf8')).toMatch(/client = OpenAI\(\)\n/);
+  });
+});
+
+describe('billing reconciliation', () => {
+  it('is off by default: no billing Secret flag and no access to any Secret for it', async () => {
+    const objs = await renderChart({});
+    const c = operatorContainer(objs);
+    expect(c.args.some((a: string) => a.startsWith('--billing-secret'))).toBe(false);
+    expect(c.args).toContain('--billing-interval-seconds=3600');
+    expect(one(objs, 'Role').rules.filter((r: PolicyRule) => r.resourceNames?.some((n) => n !== TLS_SECRET_NAME && n !== LEASE_NAME))).toEqual([]);
+  });
+
+  it('passes the admin key Secret and thresholds, grants get on that Secret alone, and alerts on the drift metric', async () => {
+    const objs = await renderChart(VALUE_SETS.everything as Record<string, unknown>);
+    const c = operatorContainer(objs);
+    for (const a of ['--billing-secret=openai-admin', '--billing-secret-key=key', '--billing-interval-seconds=600', '--billing-days=3', '--billing-drift-ratio=0.1', '--billing-drift-usd=1']) expect(c.args).toContain(a);
+    expect(one(objs, 'Role').rules).toContainEqual({ apiGroups: [''], resources: ['secrets'], resourceNames: ['openai-admin'], verbs: ['get'] });
+    const rule = one(objs, 'PrometheusRule');
+    const alert = rule.spec.groups.flatMap((g: { rules: Array<{ alert?: string; expr: string; for?: string }> }) => g.rules).find((r: { alert?: string }) => r.alert === 'AIEnvelopeBillingDrift');
+    expect(alert.expr).toMatch(/abs\(ai_envelope_billing_drift_ratio\) >= 0\.1\s+and abs\(ai_envelope_billing_drift_usd\) >= 1\b/);
+    expect(alert.for).toBe('2h');
   });
 });

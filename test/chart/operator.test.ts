@@ -188,10 +188,11 @@ describeWithKube('the chart operator through the real CLI, with the examples app
     const sidecarMetrics = await (await fetch(`${env.sidecar.adminUrl}/metrics`)).text();
     const operatorMetrics = await op.metrics();
 
-    const missing = names.filter((n) => !declared(n.startsWith('ai_envelope_operator_') ? operatorMetrics : sidecarMetrics, n));
+    // Billing reconciliation is the operator's too.
+    const missing = names.filter((n) => !declared(/^ai_envelope_(operator|billing)_/.test(n) ? operatorMetrics : sidecarMetrics, n));
     expect(missing).toEqual([]);
     // The queries reach both processes and the four things the dashboard is for.
-    for (const n of ['ai_envelope_budget_spent_usd', 'ai_envelope_budget_limit_usd', 'ai_envelope_quality_signals_total', 'ai_envelope_feedback_total', 'gen_ai_client_token_usage_sum', 'gen_ai_client_operation_duration_seconds_bucket', 'ai_envelope_requests_total', 'ai_envelope_circuit_state', 'ai_envelope_config_reloads_total', 'ai_envelope_operator_webhook_admissions_total']) {
+    for (const n of ['ai_envelope_budget_spent_usd', 'ai_envelope_budget_limit_usd', 'ai_envelope_quality_signals_total', 'ai_envelope_feedback_total', 'gen_ai_client_token_usage_sum', 'gen_ai_client_operation_duration_seconds_bucket', 'ai_envelope_requests_total', 'ai_envelope_circuit_state', 'ai_envelope_config_reloads_total', 'ai_envelope_operator_webhook_admissions_total', 'ai_envelope_billing_drift_usd', 'ai_envelope_billing_checks_total']) {
       expect(names).toContain(n);
     }
     // A name that is not served is caught (the check is not vacuous).

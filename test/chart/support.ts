@@ -101,6 +101,7 @@ export const VALUE_SETS: Record<string, Record<string, unknown>> = {
     injection: { nativeSidecar: 'always', image: { repository: 'registry.example.com/ai-envelope', tag: '0.1.0-sidecar' }, redisURL: 'redis://redis.shared:6379' },
     certManager: { enabled: true },
     metrics: { serviceMonitor: { enabled: true, labels: { release: 'prometheus' } }, prometheusRule: { enabled: true }, dashboard: { enabled: true } },
+    billing: { adminKeySecret: { name: 'openai-admin', key: 'key' }, intervalSeconds: 600, days: 3, driftRatio: 0.1, driftUSD: 1 },
     operator: { podLabels: { team: 'platform' }, priorityClassName: 'system-cluster-critical', tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'platform', effect: 'NoSchedule' }] },
   },
   clusterIssuer: {
