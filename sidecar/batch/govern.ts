@@ -142,7 +142,8 @@ export function governBatchFile(route: RuntimeRoute, text: string): GovernedFile
       if (governed.worstNano === undefined) unpriced.add(governed.model);
       else reserveNano += governed.worstNano;
       redactions = mergeFindings(redactions, governed.redactions);
-      out.push(JSON.stringify({ custom_id: customId, method: 'POST', url, body }));
+      // The line as it came, its body governed in place: a file the policy leaves alone is uploaded as it was.
+      out.push(JSON.stringify(e));
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err;
       problems.push({ line: lineNo, ...(customId !== undefined ? { custom_id: customId } : {}), code: err.code, message: err.message });
@@ -150,7 +151,7 @@ export function governBatchFile(route: RuntimeRoute, text: string): GovernedFile
   }
   if (problems.length > 0) throw refusal(route, problems, lineNo);
   if (!url) throw new EnvelopeError('invalid_request', 'The batch input file has no requests.', { param: 'file' });
-  return { url, text: out.map((l) => `${l}\n`).join(''), lines: out.length, reserveNano, unpriced: [...unpriced], redactions };
+  return { url, text: out.join('\n') + (text.endsWith('\n') ? '\n' : ''), lines: out.length, reserveNano, unpriced: [...unpriced], redactions };
 }
 
 function refusal(route: RuntimeRoute, problems: LineProblem[], lines: number): EnvelopeError {

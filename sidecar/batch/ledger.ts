@@ -52,6 +52,16 @@ export class Ledger {
   readonly files = new Map<string, FileEntry>();
   readonly batches = new Map<string, BatchEntry>();
   readonly jobs = new Map<string, JobEntry>();
+  /** Queued calls by `route|endpoint`, in arrival order: kept as events arrive, so no look walks every call. */
+  private readonly queued = new Map<string, Map<string, JobEntry>>();
+
+  private dequeue(j: JobEntry): void {
+    const key = `${j.route}|${j.endpoint}`;
+    const q = this.queued.get(key);
+    q?.delete(j.id);
+    if (q?.size === 0) this.queued.delete(key);
+    delete j.body;
+  }
 
   apply(e: LedgerEvent): void {
     switch (e.t) {
@@ -66,15 +76,21 @@ export class Ledger {
         if (b) b.settled = { status: e.status, costNano: e.cost_nano, outputFileId: e.output_file_id, errorFileId: e.error_file_id };
         break;
       }
-      case 'queued':
-        this.jobs.set(e.id, { id: e.id, route: e.route, endpoint: e.endpoint, at: e.at, worstNano: e.worst_nano, body: e.body, ...(e.unpriced ? { unpriced: e.unpriced } : {}) });
+      case 'queued': {
+        const j: JobEntry = { id: e.id, route: e.route, endpoint: e.endpoint, at: e.at, worstNano: e.worst_nano, body: e.body, ...(e.unpriced ? { unpriced: e.unpriced } : {}) };
+        this.jobs.set(e.id, j);
+        const key = `${j.route}|${j.endpoint}`;
+        let q = this.queued.get(key);
+        if (!q) this.queued.set(key, (q = new Map()));
+        q.set(j.id, j);
         break;
+      }
       case 'submitted':
         for (const id of e.ids) {
           const j = this.jobs.get(id);
           if (!j) continue;
           j.batchId = e.batch_id;
-          delete j.body;
+          this.dequeue(j);
         }
         break;
       case 'refused':
@@ -82,7 +98,7 @@ export class Ledger {
           const j = this.jobs.get(id);
           if (!j) continue;
           j.failure = { code: e.code, message: e.message };
-          delete j.body;
+          this.dequeue(j);
         }
         break;
     }
@@ -90,15 +106,24 @@ export class Ledger {
 
   /** Deferred calls waiting for a batch, oldest first, grouped by route and endpoint. */
   queues(): Map<string, JobEntry[]> {
-    const out = new Map<string, JobEntry[]>();
-    for (const j of this.jobs.values()) {
-      if (j.batchId || j.failure || !j.body) continue;
-      const key = `${j.route}|${j.endpoint}`;
-      const list = out.get(key);
-      if (list) list.push(j);
-      else out.set(key, [j]);
-    }
-    return out;
+    return new Map([...this.queued].map(([key, q]) => [key, [...q.values()]]));
+  }
+
+  queueKeys(): string[] {
+    return [...this.queued.keys()];
+  }
+
+  /** One queue, oldest first, and its length without copying it. */
+  queue(key: string): { size: number; take(n: number): JobEntry[] } {
+    const q = this.queued.get(key);
+    return {
+      size: q?.size ?? 0,
+      take: (n) => {
+        const out: JobEntry[] = [];
+        if (q) for (const j of q.values()) if (out.push(j) >= n) break;
+        return out;
+      },
+    };
   }
 
   unsettled(): BatchEntry[] {

@@ -306,8 +306,9 @@ export class BatchService {
     ex.record.status = 202;
     sendBuffered(ex.res, 202, { 'content-type': 'application/json' }, Buffer.from(JSON.stringify(this.jobView(this.ledger.jobs.get(id) as JobEntry))));
     // A full queue goes at once, not at the next tick.
-    const queue = this.ledger.queues().get(`${route.id}|${endpoint}`) ?? [];
-    if (queue.length >= route.spec.batch.maxRequests) void this.submit(route, endpoint, queue, at);
+    const queue = this.ledger.queue(`${route.id}|${endpoint}`);
+    const max = route.spec.batch.maxRequests;
+    if (queue.size >= max) void this.submit(route, endpoint, queue.take(max), at);
   }
 
   /** GET /v1/envelope/deferred/{id}: where a deferred call is, and its answer once there is one. */
@@ -430,12 +431,13 @@ export class BatchService {
   private async tick(now: number): Promise<void> {
     if (!this.sidecar.config.current) return;
     const work: Array<Promise<void>> = [];
-    for (const [key, queue] of this.ledger.queues()) {
+    for (const key of this.ledger.queueKeys()) {
       const route = this.route(key.split('|')[0] as string);
-      const first = queue[0];
+      const queue = this.ledger.queue(key);
+      const first = queue.take(1)[0];
       if (!route || !first) continue;
       const { maxRequests, maxAgeSeconds } = route.spec.batch;
-      if (queue.length >= maxRequests || now - first.at >= maxAgeSeconds * 1000) work.push(this.submit(route, first.endpoint, queue, now));
+      if (queue.size >= maxRequests || now - first.at >= maxAgeSeconds * 1000) work.push(this.submit(route, first.endpoint, queue.take(maxRequests), now));
     }
     for (const batch of this.ledger.unsettled()) {
       const route = this.route(batch.route);
