@@ -139,6 +139,18 @@ describe('governed batch uploads', () => {
     expect(stray.message).toContain('was not uploaded through route');
   });
 
+  it('releases the reservation of a cancelled batch, charging nothing that did not run', async () => {
+    const e = (env = await startEnv({ routes: (sim) => [routeManifest('main', simRoute(sim, { limits: { maxOutputTokens: 20 } })), budget('monthly', 50)] }));
+    e.sim.setOptions({ batchStepMs: 1000 });
+    const uploaded = await e.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine('a', 'hi')])), 'in.jsonl'), purpose: 'batch' });
+    const batch = await e.client.batches.create({ input_file_id: uploaded.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    expect((await budgetRow(e.sidecar.adminUrl, 'monthly'))?.reserved_usd).toBeGreaterThan(0);
+    await e.client.batches.cancel(batch.id);
+    await until(async () => ((await e.client.batches.retrieve(batch.id)).status === 'cancelled' ? true : undefined), 'the cancel');
+    expect(await e.sidecar.waitForLog((l) => l.event === 'batch_settled')).toMatchObject({ batch_id: batch.id, status: 'cancelled', cost_usd: 0 });
+    expect(await budgetRow(e.sidecar.adminUrl, 'monthly')).toMatchObject({ spent_usd: 0, reserved_usd: 0 });
+  });
+
   it('settles a batch nobody asks about, by polling', async () => {
     const e = (env = await startEnv({ routes: (sim) => [routeManifest('main', simRoute(sim, { limits: { maxOutputTokens: 20 }, batch: { pollSeconds: 1 } })), budget('monthly', 50)] }));
     const uploaded = await e.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine('a', 'hi'), chatLine('b', 'there')])), 'in.jsonl'), purpose: 'batch' });
