@@ -225,11 +225,31 @@ export const DataPolicy = z
   })
   .strict();
 
+/**
+ * Batch API jobs: governed uploads of batch input, and the deferred mode that gathers single
+ * calls into Batch jobs (`mode: batch`, or `x-envelope-defer: true` on a call).
+ */
+export const BatchPolicy = z
+  .object({
+    /** Largest batch input file the sidecar checks line by line; it holds one upload in memory. */
+    maxUploadBytes: positiveInt('batch.maxUploadBytes').max(200 * 1024 * 1024).default(50 * 1024 * 1024),
+    /** Deferred calls: a Batch job is submitted once this many are queued... */
+    maxRequests: positiveInt('batch.maxRequests').max(50_000).default(100),
+    /** ...or once the oldest queued call has waited this long. */
+    maxAgeSeconds: positiveInt('batch.maxAgeSeconds').max(86_400).default(60),
+    /** How often unsettled Batch jobs are looked up upstream, so they settle even if nobody asks. */
+    pollSeconds: positiveInt('batch.pollSeconds').max(3600).default(60),
+  })
+  .strict();
+
 const AIRouteSpecShape = z
   .object({
     podSelector: LabelSelector.optional(),
     upstream: Upstream.prefault({}),
     endpoints: z.array(Endpoint).min(1, 'endpoints must name at least one endpoint').default(DEFAULT_ENDPOINTS),
+    /** online: calls go to the model at once; batch: every call is deferred to a Batch job (half price, answer later). */
+    mode: z.enum(['online', 'batch']).default('online'),
+    batch: BatchPolicy.prefault({}),
     model: ModelPolicy.prefault({}),
     timeouts: Timeouts.prefault({}),
     retry: RetryPolicy.prefault({}),

@@ -11,6 +11,7 @@ import { ReviewStore, type Reviews } from './review/store.ts';
 import { RedisReviewStore } from './review/redis.ts';
 import { ResilientStore } from './state/resilient.ts';
 import type { StateStore } from './state/types.ts';
+import { BatchService } from './batch/service.ts';
 
 export interface StartOptions {
   configPath: string;
@@ -72,6 +73,9 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
   sidecar.metrics.stateBackend.set({ backend: state.kind }, 1);
   await sidecar.config.reload();
   await sidecar.config.start(opts.pollMs);
+  // Governed batches and deferred calls persist beside the spend they reserve.
+  sidecar.batches = await BatchService.open(sidecar, opts.stateDir ? join(opts.stateDir, 'batches') : undefined);
+  sidecar.batches.start();
 
   const proxy = createServer({ keepAliveTimeout: 65_000 }, proxyListener(sidecar));
   // Streams may be long; the route's own timeouts bound them, not Node's defaults.

@@ -51,6 +51,10 @@ export function proxyApp(sidecar: Sidecar): express.Express {
   app.all('/v1/responses/*rest', through('responses'));
   app.all('/v1/chat/completions/*rest', through('chat.completions'));
   app.get('/v1/chat/completions', through('chat.completions'));
+  // Batch input is governed on upload, and a batch reserves its budget before it exists (sidecar/batch/).
+  app.post('/v1/files', (req, res) => handle(sidecar, req, res, 'files', (ex) => sidecar.batches.upload(ex)));
+  app.post('/v1/batches', (req, res) => handle(sidecar, req, res, 'batches', (ex) => sidecar.batches.create(ex)));
+  app.get('/v1/batches/:id', (req, res) => handle(sidecar, req, res, 'batches', (ex) => sidecar.batches.retrieve(ex, String(req.params.id))));
   app.all('/v1/files', through('files'));
   app.all('/v1/files/*rest', through('files'));
   app.all('/v1/batches', through('batches'));
@@ -60,6 +64,11 @@ export function proxyApp(sidecar: Sidecar): express.Express {
   app.post('/envelope/feedback', (req, res) => handle(sidecar, req, res, 'feedback', feedback));
   // The outcome of a call held for human review (review_pending), by its review id.
   app.get('/envelope/reviews/:id', (req, res) => handle(sidecar, req, res, 'review', (ex) => reviewOutcome(ex, String(req.params.id))));
+
+  // A deferred call's status and answer, by the id its 202 gave; under /v1 too, so the app's SDK reaches it with its base URL.
+  const deferred = (req: Request, res: Response) => handle(sidecar, req, res, 'deferred', (ex) => sidecar.batches.deferred(ex, String(req.params.id)));
+  app.get('/envelope/deferred/:id', deferred);
+  app.get('/v1/envelope/deferred/:id', deferred);
 
   app.use((req, res) => {
     void handle(sidecar, req, res, 'unknown', async () => {

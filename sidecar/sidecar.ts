@@ -15,6 +15,7 @@ import type { Reviews } from './review/store.ts';
 import type { RuntimeConfig, RuntimeRoute } from './config/runtime.ts';
 import { periodOf } from './policy/periods.ts';
 import type { BudgetUse } from './pipeline/admission.ts';
+import type { BatchService } from './batch/service.ts';
 
 export interface SidecarOptions {
   configPath: string;
@@ -51,6 +52,8 @@ export class Sidecar {
   readonly idempotency = new IdempotencyCache();
   readonly quality = new QualitySignals();
   readonly reviews: Reviews;
+  /** Governed Batch jobs and deferred calls; set by startSidecar once the state dir is open. */
+  batches!: BatchService;
   inFlight = 0;
   draining = false;
   private readonly gates = new Map<string, ConcurrencyGate>();
@@ -197,6 +200,7 @@ export class Sidecar {
   async close(): Promise<void> {
     this.config.stop();
     this.keys.close();
+    await this.batches?.close();
     await this.state.close();
     await this.reviews.close?.();
   }

@@ -73,7 +73,7 @@ export function budgetsFor(route: RuntimeRoute, all: RenderedBudget[]): Rendered
   return all.filter((b) => b.namespace === route.spec.namespace && b.routes.includes(route.name));
 }
 
-function budgetUses(budgets: RenderedBudget[], user: string, now: number): BudgetUse[] {
+export function budgetUses(budgets: RenderedBudget[], user: string, now: number): BudgetUse[] {
   return budgets.map((budget) => {
     const period = periodOf(budget.period, now);
     const key = `b:${budget.namespace}/${budget.name}:${period.key}`;

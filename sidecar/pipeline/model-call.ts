@@ -66,6 +66,11 @@ export async function modelCall(ex: Exchange, endpoint: Endpoint): Promise<void>
   const sdkRetry = ex.req.headers['x-stainless-retry-count'];
   if (ex.rawUser && ex.record.user && (sdkRetry === undefined || sdkRetry === '0') && sidecar.quality.repeated(route.id, ex.record.user, raw, Date.now())) ex.record.repeat = true;
   await prepareInput(ex, route, endpoint, body);
+  // The only cost deferred mode adds to other calls: a header look-up and a flag.
+  if (route.spec.mode === 'batch' || ex.req.headers['x-envelope-defer'] === 'true') {
+    body.model = model;
+    return sidecar.batches.defer(ex, route, endpoint, body);
+  }
 
   // A replay costs nothing: it is answered before any limit or budget is touched.
   const idemKey = ex.req.headers['idempotency-key'];

@@ -11,7 +11,7 @@ import { answerHeaders, requireKey, safeErrorBody, sendBuffered, upstreamHeaders
 import { callOptions } from './model-call.ts';
 import type { RuntimeRoute } from '../config/runtime.ts';
 
-function routeFor(ex: Exchange, endpoint: Endpoint | null): RuntimeRoute {
+export function routeFor(ex: Exchange, endpoint: Endpoint | null): RuntimeRoute {
   const config = ex.sidecar.config.current;
   if (!config) throw new EnvelopeError('route_not_found', 'The sidecar has no valid config yet.', { status: 503 });
   const header = ex.req.headers['x-envelope-route'];

@@ -13,6 +13,8 @@ export const SWEPT_GRACE_MS = 86_400_000;
 export interface Reservation {
   amount: NanoUSD;
   expiresAt: number;
+  /** Held by something that outlives this process (a Batch job): a restart keeps it reserved until its hold ends. */
+  durable?: true;
 }
 
 export interface Budget {
@@ -179,7 +181,7 @@ export class BudgetBook {
     this.floors = next;
   }
 
-  reserve(specs: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number, id: string): ReserveResult {
+  reserve(specs: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number, id: string, durable = false): ReserveResult {
     checkNano('amount', amount);
     this.dropEnded(now);
     const budgets = specs.map((s) => {
@@ -195,7 +197,7 @@ export class BudgetBook {
       }
     }
     for (const b of budgets) {
-      b.reservations.set(id, { amount, expiresAt: now + holdMs });
+      b.reservations.set(id, { amount, expiresAt: now + holdMs, ...(durable ? { durable: true as const } : {}) });
       b.sweepAt = Math.min(b.sweepAt, now + holdMs);
       b.reserved += amount;
     }
@@ -313,7 +315,14 @@ export class BudgetBook {
       if (saved.expiresAt <= now) continue;
       const b = this.budget(key, saved.expiresAt);
       b.spent = saved.spent;
-      for (const r of Object.values(saved.reservations)) this.spend(key, b, r.amount);
+      for (const [id, r] of Object.entries(saved.reservations)) {
+        // A Batch job still runs after a restart and will settle its own reservation.
+        if (r.durable && r.expiresAt > now) {
+          b.reservations.set(id, r);
+          b.reserved += r.amount;
+          b.sweepAt = Math.min(b.sweepAt, r.expiresAt);
+        } else this.spend(key, b, r.amount);
+      }
     }
     this.version++;
   }

@@ -187,3 +187,19 @@ describe('LocalStore journal', () => {
     await Promise.all([store.close(), reopened.close()]);
   });
 });
+
+describe('durable reservations', () => {
+  it('stay reserved across a restart until their hold ends, and settle then', async () => {
+    const dir = tempDir();
+    const b = budget('b:d', 10_000);
+    const one = await LocalStore.open({ stateDir: dir, now: 0 });
+    const r = await one.reserve([b], 800, 86_400_000, 0, { durable: true });
+    if (!r.ok) throw new Error('refused');
+    await one.flush();
+    const two = await LocalStore.open({ stateDir: dir, now: 10 });
+    expect((await two.levels(['b:d'], 10)).get('b:d')).toEqual({ spent: 0, reserved: 800 });
+    // The batch settles after the restart: its real cost replaces the reservation.
+    expect((await two.settle(r.ticket, 300, 20)).get('b:d')).toEqual({ spent: 300, reserved: 0 });
+    await two.close();
+  });
+});

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { BudgetBook, parseImage, type SpendBatch } from './budget-book.ts';
 import { StateFile } from './state-file.ts';
 import { WindowBook } from './windows.ts';
-import type { AdmitResult, BudgetLevel, BudgetSpec, BudgetTicket, NanoUSD, ReserveResult, StateStore, WindowSpec, WindowTicket } from './types.ts';
+import type { AdmitResult, BudgetLevel, BudgetSpec, BudgetTicket, NanoUSD, ReserveOptions, ReserveResult, StateStore, WindowSpec, WindowTicket } from './types.ts';
 
 export interface LocalStoreOptions {
   /** Folder for state.json. Without it nothing is persisted. */
@@ -74,8 +74,8 @@ export class LocalStore implements StateStore {
     this.windows.adjust(ticket, key, delta, now);
   }
 
-  async reserve(budgets: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number): Promise<ReserveResult> {
-    const result = this.book.reserve(budgets, amount, holdMs, now, LOCAL_TICKET_PREFIX + randomUUID());
+  async reserve(budgets: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number, opts?: ReserveOptions): Promise<ReserveResult> {
+    const result = this.book.reserve(budgets, amount, holdMs, now, LOCAL_TICKET_PREFIX + randomUUID(), opts?.durable === true);
     this.changed();
     return result;
   }

@@ -23,7 +23,7 @@
 //   outage's own spend is still added to it.
 import { LOCAL_TICKET_PREFIX, LocalStore } from './local.ts';
 import { REDIS_TICKET_PREFIX, RedisStore } from './redis.ts';
-import type { AdmitResult, BudgetLevel, BudgetSpec, BudgetTicket, NanoUSD, ReserveResult, StateStore, WindowSpec, WindowTicket } from './types.ts';
+import type { AdmitResult, BudgetLevel, BudgetSpec, BudgetTicket, NanoUSD, ReserveOptions, ReserveResult, StateStore, WindowSpec, WindowTicket } from './types.ts';
 
 type Backend = 'local' | 'redis';
 
@@ -217,7 +217,11 @@ export class ResilientStore implements StateStore {
     }
   }
 
-  async reserve(budgets: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number): Promise<ReserveResult> {
+  async flush(): Promise<void> {
+    await this.local.flush();
+  }
+
+  async reserve(budgets: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number, opts?: ReserveOptions): Promise<ReserveResult> {
     this.pruneKnown(now);
     for (const b of budgets) this.remember(b.key, { expiresAt: b.expiresAt });
     if (this.mode === 'redis') {
@@ -229,7 +233,7 @@ export class ResilientStore implements StateStore {
         this.fail(err);
       }
     }
-    return this.local.reserve(budgets, amount, holdMs, now);
+    return this.local.reserve(budgets, amount, holdMs, now, opts);
   }
 
   async settle(ticket: BudgetTicket, actual: NanoUSD, now: number): Promise<Map<string, BudgetLevel>> {

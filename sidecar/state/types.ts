@@ -58,6 +58,11 @@ export type ReserveResult =
   | { ok: true; ticket: BudgetTicket }
   | { ok: false; key: string; spent: NanoUSD; reserved: NanoUSD; limit: NanoUSD };
 
+export interface ReserveOptions {
+  /** The holder outlives the process (a Batch job): a local store keeps the reservation across a restart. Redis always does. */
+  durable?: boolean;
+}
+
 export interface BudgetLevel {
   spent: NanoUSD;
   /** Reserved by calls in flight. */
@@ -77,7 +82,7 @@ export interface StateStore {
    * (spent + reserved + amount > limit). A reservation not settled within `holdMs` is counted
    * as spent (the call may have cost that much; a crashed replica never frees budget it held).
    */
-  reserve(budgets: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number): Promise<ReserveResult>;
+  reserve(budgets: BudgetSpec[], amount: NanoUSD, holdMs: number, now: number, opts?: ReserveOptions): Promise<ReserveResult>;
   /** Replaces a reservation by what the call really cost (0 to release it); returns the new levels. */
   settle(ticket: BudgetTicket, actual: NanoUSD, now: number): Promise<Map<string, BudgetLevel>>;
   levels(keys: string[], now: number): Promise<Map<string, BudgetLevel>>;
@@ -89,5 +94,7 @@ export interface StateStore {
    * Optional: a store shared by every replica (Redis) already counts all of it.
    */
   setFloors?(floors: Array<{ key: string; spent: NanoUSD; expiresAt: number }>, now: number): void;
+  /** Writes pending changes now (a local store with a state dir); a durable reservation is flushed before its holder is told. */
+  flush?(): Promise<void>;
   close(): Promise<void>;
 }

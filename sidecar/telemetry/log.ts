@@ -59,6 +59,8 @@ export interface RequestRecord {
   method: string;
   path: string;
   model_requested?: string;
+  /** The job id of a call queued for a Batch job (x-envelope-defer, or a route in batch mode). */
+  deferred?: string;
   model?: string;
   response_model?: string;
   stream: boolean;

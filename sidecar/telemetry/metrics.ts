@@ -23,6 +23,7 @@ export class Metrics {
   readonly configReloads: Counter;
   readonly configInfo: Gauge;
   readonly keyReloads: Counter;
+  readonly batchSettlements: Counter;
   readonly cost: Counter;
   readonly fallbacks: Counter;
   readonly limited: Counter;
@@ -138,6 +139,12 @@ export class Metrics {
       name: 'ai_envelope_reviews_total',
       help: 'Human review items by reason (output_invalid, moderation_flagged) and event (held, approved, rejected, edited, released).',
       labelNames: ['route', 'reason', 'event'],
+      registers,
+    });
+    this.batchSettlements = new Counter({
+      name: 'ai_envelope_batch_settlements_total',
+      help: 'Batch jobs settled against budgets from their output file, by final status.',
+      labelNames: ['route', 'status'],
       registers,
     });
     this.keyReloads = new Counter({

@@ -140,7 +140,7 @@ describe('other endpoints', () => {
     await expect(env.client.models.retrieve('gpt-4o')).rejects.toMatchObject({ status: 403, code: 'model_not_allowed' });
   });
 
-  it('streams file uploads and downloads through, and passes batches on', async () => {
+  it('uploads a batch file the policy leaves alone unchanged, streams downloads, and passes batches on', async () => {
     const content = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ custom_id: `c${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4.1-mini', messages: [{ role: 'user', content: `n${i}` }] } })).join('\n');
     const file = await env.client.files.create({ file: await toFile(Buffer.from(content), 'batch.jsonl'), purpose: 'batch' });
     expect(file.bytes).toBe(Buffer.byteLength(content));
