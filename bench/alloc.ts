@@ -1,4 +1,4 @@
-// node bench/alloc.ts [full|none] [--seconds N] [--retained | --promoted]
+// node bench/alloc.ts [full|none] [--seconds N] [--rate R] [--retained | --promoted]
 // What one call allocates in the sidecar, and where: V8's sampling heap profiler, attached over
 // the inspector to a sidecar under closed-loop load, counting objects collected since as well.
 // Garbage per call is what the heap flags (sidecar/runtime.ts) turn into collections, and those
@@ -29,7 +29,7 @@ interface SampleNode {
   children: SampleNode[];
 }
 
-const { values, positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { seconds: { type: 'string', default: '3' }, retained: { type: 'boolean', default: false }, promoted: { type: 'boolean', default: false } } });
+const { values, positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, options: { seconds: { type: 'string', default: '3' }, rate: { type: 'string' }, retained: { type: 'boolean', default: false }, promoted: { type: 'boolean', default: false } } });
 const retained = values.retained;
 const promoted = values.promoted;
 const profile = (positionals[0] ?? 'full') as EnvelopeProfile;
@@ -61,7 +61,7 @@ try {
     });
   await call('HeapProfiler.enable');
   await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !retained, includeObjectsCollectedByMinorGC: !retained && !promoted });
-  const phase = await runPhase(target, { connections: 64, seconds });
+  const phase = await runPhase(target, values.rate ? { connections: 20, seconds, rate: Number(values.rate) } : { connections: 64, seconds });
   if (retained) await call('HeapProfiler.collectGarbage');
   const { profile: sampled } = await call<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
   ws.close();

@@ -324,7 +324,7 @@ export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProc
   const logFd = openSync(logFile, 'w');
   const profileName = `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`;
   // --trace-gc: one line per GC on stdout, among the JSON lines (which it never splits).
-  const nodeFlags = ['--trace-gc', ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', profileName] : [])];
+  const nodeFlags = ['--trace-gc', ...(process.env.BENCH_SIDECAR_FLAGS?.split(' ').filter(Boolean) ?? []), ...(opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir, '--cpu-prof-name', profileName] : [])];
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
   const args = [...nodeFlags, CLI, 'sidecar', '-f', config, '--port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'];
   args.push('--secrets-dir', join(dir, 'secrets'), '--state-dir', state, '--grace-seconds', '2');

@@ -4,7 +4,7 @@
 // overheads follow OpenAI's published counting guide (openai-cookbook, "How to count tokens with
 // tiktoken"); what cannot be counted from the body (images, audio, files) is charged at a
 // documented worst case. The real usage settles every call, so erring high only costs headroom.
-import { createRequire } from 'node:module';
+import { loadCounter, type TokenCounter } from './bpe.ts';
 
 export type Encoding = 'o200k_base' | 'cl100k_base';
 export type TokenEndpoint = 'chat.completions' | 'responses' | 'embeddings' | 'moderations';
@@ -24,33 +24,29 @@ function baseModel(model: string): string {
 
 // --- Tokenizer loading -----------------------------------------------------------------------
 
-interface Encoder {
-  countTokens(text: string, options: { disallowedSpecial: Set<string> }): number;
-}
+// One encoding's rank table is ~6 MB (off the collected heap, bpe.ts) and ~150 ms to build, and a
+// pod usually needs only one: each is built (synchronously: estimates are made inline) on first
+// use, never at import.
+const encoders = new Map<Encoding, TokenCounter>();
 
-// One encoding's merge table is ~35 MB of heap and ~100 ms to load, and a pod usually needs only
-// one: each is required (synchronously: estimates are made inline) on first use, never at import.
-// The per-encoding subpath keeps the other encodings and the package's model/price tables out.
-const require = createRequire(import.meta.url);
-const encoders = new Map<Encoding, Encoder>();
-
-function encoder(encoding: Encoding): Encoder {
+function encoder(encoding: Encoding): TokenCounter {
   let enc = encoders.get(encoding);
   if (!enc) {
-    enc = require(`gpt-tokenizer/encoding/${encoding}`) as Encoder;
+    enc = loadCounter(encoding);
     encoders.set(encoding, enc);
   }
   return enc;
+}
+
+/** The encodings built so far, in the order they were needed. */
+export function loadedEncodings(): Encoding[] {
+  return [...encoders.keys()];
 }
 
 /** Loads the tokenizers these models need now, so the first call does not pay for it. */
 export function warmTokenizers(models: Iterable<string>): void {
   for (const m of models) encoder(encodingFor(m));
 }
-
-// Text that spells a special token (`<|endoftext|>`) is billed as ordinary text; the library's
-// default would throw on it.
-const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
 // The library's BPE is quadratic in the length of one pre-token: a 1 MB run of one letter takes
 // minutes. Runs of (non-)space longer than this are cut into pieces; a cut loses the merges across
@@ -59,8 +55,8 @@ const MAX_RUN = 256;
 
 const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
 
-function countWith(enc: Encoder, text: string): number {
-  if (text.length <= MAX_RUN) return enc.countTokens(text, PLAIN_TEXT);
+function countWith(enc: TokenCounter, text: string): number {
+  if (text.length <= MAX_RUN) return enc.countTokens(text);
   let total = 0;
   let pieceStart = 0;
   let runStart = 0;
@@ -73,11 +69,11 @@ function countWith(enc: Encoder, text: string): number {
     } else if (i - runStart >= MAX_RUN) {
       // Never between the halves of a surrogate pair.
       const cut = (text.charCodeAt(i) & 0xfc00) === 0xdc00 ? i + 1 : i;
-      total += enc.countTokens(text.slice(pieceStart, cut), PLAIN_TEXT);
+      total += enc.countTokens(text.slice(pieceStart, cut));
       pieceStart = runStart = cut;
     }
   }
-  return total + enc.countTokens(pieceStart === 0 ? text : text.slice(pieceStart), PLAIN_TEXT);
+  return total + enc.countTokens(pieceStart === 0 ? text : text.slice(pieceStart));
 }
 
 // The same long texts come back call after call: system prompts, tool descriptions, schemas, the
@@ -113,9 +109,9 @@ class CountMemo {
   }
 }
 
-const memos = new WeakMap<Encoder, CountMemo>();
+const memos = new WeakMap<TokenCounter, CountMemo>();
 
-function countMemoized(enc: Encoder, text: string): number {
+function countMemoized(enc: TokenCounter, text: string): number {
   if (text.length < MEMO_MIN_CHARS) return countWith(enc, text);
   let memo = memos.get(enc);
   if (!memo) memos.set(enc, (memo = new CountMemo()));
@@ -201,7 +197,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 class Counter {
-  private readonly enc: Encoder;
+  private readonly enc: TokenCounter;
   private readonly model: string;
 
   constructor(model: string) {
