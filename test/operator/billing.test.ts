@@ -14,7 +14,7 @@ import { API, OPERATOR_NS, budget, create, createNamespace, eventsFor, eventuall
 
 const NS = 'shop';
 const KEY = 'sk-test-billing-0123456789';
-const ADMIN = 'sk-admin-test-billing-0123456789';
+const ADMIN = 'sk-admin-test-billing';
 const PROJECT = 'proj_shop_prod';
 
 describeWithKube('operator: spend reconciled with OpenAI billing', () => {
