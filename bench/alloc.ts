@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { connectInspector } from './inspector.ts';
 import { runPhase } from './load.ts';
 import { freePort } from '../test/support/redis.ts';
 import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
@@ -44,27 +45,14 @@ const port = await freePort();
 try {
   const target = await startEnvelope(profile, sim, work, { nodeOptions: `${SIDECAR_NODE_OPTIONS} --inspect=127.0.0.1:${port}` });
   await runPhase(target, { connections: 64, seconds: 2 });
-  const [page] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
-  const ws = new WebSocket(page!.webSocketDebuggerUrl);
-  await new Promise((r) => ws.addEventListener('open', r, { once: true }));
-  let next = 0;
-  const waiting = new Map<number, (v: unknown) => void>();
-  ws.addEventListener('message', (e) => {
-    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
-    if (m.id !== undefined) waiting.get(m.id)?.(m.result);
-  });
-  const call = <T>(method: string, params: object = {}) =>
-    new Promise<T>((resolve) => {
-      const id = ++next;
-      waiting.set(id, resolve as (v: unknown) => void);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
+  const inspector = await connectInspector(port);
+  const call = inspector.call;
   await call('HeapProfiler.enable');
   await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !retained, includeObjectsCollectedByMinorGC: !retained && !promoted });
   const phase = await runPhase(target, values.rate ? { connections: 20, seconds, rate: Number(values.rate) } : { connections: 64, seconds });
   if (retained) await call('HeapProfiler.collectGarbage');
   const { profile: sampled } = await call<{ profile: { head: SampleNode } }>('HeapProfiler.stopSampling');
-  ws.close();
+  inspector.close();
 
   const calls = phase.ok + phase.non2xx;
   const byFunction = new Map<string, number>();

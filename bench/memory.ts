@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { connectInspector } from './inspector.ts';
 import { runPhase } from './load.ts';
 import { freePort } from '../test/support/redis.ts';
 import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
@@ -20,21 +21,8 @@ const port = await freePort();
 const MB = (n: number) => (n / 1048576).toFixed(1);
 try {
   const target = await startEnvelope(profile, sim, work, { nodeOptions: `${values['node-options']} --inspect=127.0.0.1:${port}` });
-  const [page] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
-  const ws = new WebSocket(page!.webSocketDebuggerUrl);
-  await new Promise((r) => ws.addEventListener('open', r, { once: true }));
-  let next = 0;
-  const waiting = new Map<number, (v: unknown) => void>();
-  ws.addEventListener('message', (e) => {
-    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
-    if (m.id !== undefined) waiting.get(m.id)?.(m.result);
-  });
-  const call = <T>(method: string, params: object = {}) =>
-    new Promise<T>((resolve) => {
-      const id = ++next;
-      waiting.set(id, resolve as (v: unknown) => void);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
+  const inspector = await connectInspector(port);
+  const call = inspector.call;
   await call('Runtime.enable');
   const snap = async (label: string) => {
     const expr = `(() => { const v8 = process.getBuiltinModule('node:v8'); const m = process.memoryUsage(); return JSON.stringify({ m, spaces: v8.getHeapSpaceStatistics().map(s => [s.space_name, s.space_size, s.space_used_size]), code: v8.getHeapCodeStatistics() }); })()`;
@@ -52,7 +40,7 @@ try {
   await snap('at rest after a full GC');
   const phase = await runPhase(target, { connections: 64, seconds: Number(values.seconds) });
   await snap(`after ${phase.ok} requests of load`);
-  ws.close();
+  inspector.close();
 } finally {
   await stopAll();
 }

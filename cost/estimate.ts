@@ -76,18 +76,8 @@ export interface Saving {
   savingUSD: number;
 }
 
-export interface RouteEstimate {
-  id: string;
-  name: string;
-  model: string;
-  requestsPerDay: number;
-  typical: TokenPair;
-  worst: TokenPair;
-  cachedShare: number;
-  retryRate: number;
-  streamingShare: number;
-  batchShare: number;
-  batchableShare: number;
+/** The figures it was priced from, then what they cost. */
+export interface RouteEstimate extends Pick<RouteFigures, 'id' | 'name' | 'model' | 'requestsPerDay' | 'typical' | 'worst' | 'cachedShare' | 'retryRate' | 'streamingShare' | 'batchShare' | 'batchableShare'> {
   perRequestNano: { typical: PerRequest; worst: PerRequest };
   dailyUSD: number;
   worstDailyUSD: number;

@@ -3,11 +3,11 @@
 // the admin key of a Secret, and writes what it found into the AIBudget's status, its gauges and
 // Events: first no drift, then drift once the simulated bill holds more than the envelope counted,
 // and finally, run without an admin key, that it is off.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../simulator/index.ts';
+import { syncConfigMapKey, type SyncedFile } from '../support/configmap-file.ts';
 import { describeWithKube, startControlPlane, type ControlPlane } from '../support/kube.ts';
 import { SecretVolume, startSidecarProcess, tempDir, type SidecarProcess } from '../support/sidecar-process.ts';
 import { API, OPERATOR_NS, budget, create, createNamespace, eventsFor, eventually, get, installCRDs, list, metricValue, ok, route, startOperatorProcess, type OperatorProcess } from './support.ts';
@@ -22,7 +22,7 @@ describeWithKube('operator: spend reconciled with OpenAI billing', () => {
   let op: OperatorProcess | undefined;
   let sim: Simulator;
   let sidecar: SidecarProcess | undefined;
-  let sync: NodeJS.Timeout | undefined;
+  let sync: SyncedFile | undefined;
   const dir = tempDir('operator-billing');
 
   const configMap = async () => (await list(cp, `/api/v1/namespaces/${NS}/configmaps?labelSelector=ai-envelope.dev/role=sidecar-config`))[0] as { data: Record<string, string> } | undefined;
@@ -46,7 +46,7 @@ describeWithKube('operator: spend reconciled with OpenAI billing', () => {
   }, 90_000);
 
   afterAll(async () => {
-    clearInterval(sync);
+    sync?.stop();
     await sidecar?.stop('SIGKILL');
     await op?.stop();
     await cp?.stop();
@@ -66,15 +66,8 @@ describeWithKube('operator: spend reconciled with OpenAI billing', () => {
     const first = await eventually('ConfigMap', configMap);
 
     // The kubelet's part: the ConfigMap as a file in the pod, and the Pod running with its admin port.
-    const configFile = join(dir, 'config', 'config.json');
-    mkdirSync(join(dir, 'config'), { recursive: true });
-    writeFileSync(configFile, first.data['config.json'] as string);
-    sync = setInterval(() => {
-      void configMap().then((cm) => {
-        const text = cm?.data['config.json'];
-        if (text && text !== readFileSync(configFile, 'utf8')) writeFileSync(configFile, text);
-      }, () => undefined);
-    }, 200);
+    sync = syncConfigMapKey(join(dir, 'config', 'config.json'), first.data['config.json'] as string, async () => (await configMap())?.data['config.json']);
+    const configFile = sync.path;
     const secrets = new SecretVolume(join(dir, 'secrets'));
     secrets.write('openai', { apiKey: KEY });
     sidecar = await startSidecarProcess({ config: configFile, secretsDir: secrets.root });

@@ -2,12 +2,12 @@
 // The operator reads each one's /usage (found through the Pod objects, as a kubelet would report
 // them), adds the spend up into the AIBudget's status and pushes it into the ConfigMap, which a
 // small kubelet stand-in copies to the sidecars' config files; then both replicas block.
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { startSimulator, type Simulator } from '../../simulator/index.ts';
+import { syncConfigMapKey, type SyncedFile } from '../support/configmap-file.ts';
 import { describeWithKube, startControlPlane, type ControlPlane } from '../support/kube.ts';
 import { SecretVolume, startSidecarProcess, tempDir, type SidecarProcess } from '../support/sidecar-process.ts';
 import { API, OPERATOR_NS, budget, condition, create, createNamespace, eventsFor, eventually, get, installCRDs, list, ok, route, startOperatorProcess, type OperatorProcess } from './support.ts';
@@ -24,7 +24,7 @@ describeWithKube('operator: spend from every sidecar into the budget and back', 
   let op: OperatorProcess;
   let sim: Simulator;
   const sidecars: SidecarProcess[] = [];
-  let sync: NodeJS.Timeout | undefined;
+  let sync: SyncedFile | undefined;
   const dir = tempDir('operator-spend');
 
   const configMap = async () => (await list(cp, `/api/v1/namespaces/${NS}/configmaps?labelSelector=ai-envelope.dev/role=sidecar-config`))[0] as { data: Record<string, string> } | undefined;
@@ -42,7 +42,7 @@ describeWithKube('operator: spend from every sidecar into the budget and back', 
   }, 90_000);
 
   afterAll(async () => {
-    clearInterval(sync);
+    sync?.stop();
     await Promise.all(sidecars.map((s) => s.stop('SIGKILL')));
     await op?.stop();
     await cp?.stop();
@@ -62,15 +62,8 @@ describeWithKube('operator: spend from every sidecar into the budget and back', 
     const first = await eventually('ConfigMap', configMap);
 
     // The kubelet's part: the ConfigMap's key as a file in each pod, kept in sync.
-    const configFile = join(dir, 'config', 'config.json');
-    mkdirSync(join(dir, 'config'), { recursive: true });
-    writeFileSync(configFile, first.data['config.json'] as string);
-    sync = setInterval(() => {
-      void configMap().then((cm) => {
-        const text = cm?.data['config.json'];
-        if (text && text !== readFileSync(configFile, 'utf8')) writeFileSync(configFile, text);
-      }, () => undefined);
-    }, 200);
+    sync = syncConfigMapKey(join(dir, 'config', 'config.json'), first.data['config.json'] as string, async () => (await configMap())?.data['config.json']);
+    const configFile = sync.path;
     const secrets = new SecretVolume(join(dir, 'secrets'));
     secrets.write('openai', { apiKey: KEY });
 
