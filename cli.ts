@@ -49,7 +49,7 @@ const EVAL_USAGE = `  eval -f SUITE --routes PATH [--compare PATH2] [--out DIR] 
         envelope; 'ai-envelope eval --help' for every flag (README: Evals).
   review list|show|approve|reject|edit ...   Work a sidecar's human review queue (README: Review queue).
   batch submit|status|results ...   Batch API jobs from a JSONL file through the sidecar; 'ai-envelope
-        batch --help' for every flag and exit code (README: Batch jobs).
+        batch --help' for every flag and exit code (README: The batch command).
   cost -f SCENARIOS [--days 30] [--format text|json] [--from-logs FILE...] [--from-eval REPORT.json] [--routes PATH]
        [--budget PATH]   Estimate a month's spend before launch, priced as the sidecar prices;
         'ai-envelope cost --help' for every flag (README: Cost estimates).
