@@ -4,9 +4,9 @@
 // live heap that every full collection marks again, and that made the sidecar's mark-compact
 // pauses three times those of a route without token counting), plus a merge cache that grows with
 // the variety of the traffic. The counts only need the ranks: here they are one byte buffer, an
-// offset array and an open-addressing hash table, ~6 MB in ArrayBuffers the collector never
+// offset array and an open-addressing hash table, ~4 MB in ArrayBuffers the collector never
 // traces. The ranks (its copy of OpenAI's `.tiktoken` files) and the pre-tokenizing regex still
-// come from gpt-tokenizer, and the tests hold every count equal to its own (ADR 0015).
+// come from gpt-tokenizer, and the tests hold every count equal to its own (ADR 0021).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

@@ -24,7 +24,7 @@ function baseModel(model: string): string {
 
 // --- Tokenizer loading -----------------------------------------------------------------------
 
-// One encoding's rank table is ~6 MB (off the collected heap, bpe.ts) and ~150 ms to build, and a
+// One encoding's rank table is ~4 MB (off the collected heap, bpe.ts) and ~70 ms to build, and a
 // pod usually needs only one: each is built (synchronously: estimates are made inline) on first
 // use, never at import.
 const encoders = new Map<Encoding, TokenCounter>();
