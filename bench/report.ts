@@ -279,7 +279,7 @@ function markdown(r: BenchResults): string {
     '',
     `${m.cpuModel}, ${m.cores} cores, ${m.memoryGB} GB, Linux ${m.kernel}, load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at the end; Node ${m.node}, nginx ${m.nginx} (1 worker), Portkey gateway ${m.portkey}, autocannon ${m.autocannon}; commit ${m.commit}${m.worktreeDirty ? ' (with uncommitted changes)' : ''}; run took ${m.durationSeconds} s.`,
     '',
-    `Direct is absolute; proxies are what they add to it. Fixed rates: ${p.rateConnections} connections paced evenly, ${p.rateSeconds} s each; max: ${p.maxConnections} connections closed loop, ${p.maxSeconds} s; streams: ${p.streams} per target, ${p.streamConcurrency} at a time, upstream ${p.upstreamLatencyMs} ms + ${p.streamDelayMs} ms per event; soak: ${p.soakSeconds} s per ai-envelope target.${proxies.length < 4 ? ` Only: ${names.join(', ')}.` : ''}`,
+    `Direct is absolute; proxies are what they add to it. Fixed rates: ${p.rateConnections} connections paced evenly, ${p.rateSeconds} s each; max: ${p.maxConnections} connections closed loop, ${p.maxSeconds} s; streams: ${p.streams} per target, ${p.streamConcurrency} at a time, upstream ${p.upstreamLatencyMs} ms + ${p.streamDelayMs} ms per event; soak: ${p.soakSeconds} s with every policy, ${p.soakSecondsNoPolicy ?? p.soakSeconds} s without.${proxies.length < 4 ? ` Only: ${names.join(', ')}.` : ''}`,
     '',
     table,
     '',
