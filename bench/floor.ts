@@ -1,18 +1,54 @@
-// node bench/floor.ts
-// The bare Node proxy of bench/node-floor.mjs alone under full load: its CPU per call is what the
-// sidecar's own work is measured above (README: Performance).
+// node bench/floor.ts [floor|none|full] [--rate R] [--seconds N] [--runs K]
+// CPU per call of one proxy, measured as the bench measures it (the proxy's own process over the
+// phase): the bare node:http + undici proxy of bench/node-floor.mjs by default, which is the floor
+// the sidecar's own work is measured above (README: Performance), or the sidecar without policies
+// or with all of them. Closed loop by default; --rate for a fixed rate, where fixed costs per
+// wake-up (syscalls, thread hand-offs) weigh more than under full load. --runs repeats the
+// measurement in the same process, for a spread. Also printed: how long the proxy's threads
+// waited for a core per call (schedstat): on 2 shared cores that wait, not the proxy's own work,
+// is much of what a fixed rate's p99 pays.
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { runPhase } from './load.ts';
 import { CpuMeter } from './measure.ts';
-import { startNodeFloor, startSimulator, stopAll } from './servers.ts';
+import { startEnvelope, startNodeFloor, startSimulator, stopAll } from './servers.ts';
+
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2),
+  allowPositionals: true,
+  options: { rate: { type: 'string' }, seconds: { type: 'string', default: '5' }, runs: { type: 'string', default: '1' } },
+});
+const which = positionals[0] ?? 'floor';
+const rate = values.rate === undefined ? undefined : Number(values.rate);
+const connections = rate === undefined ? 64 : 20;
+/** Nanoseconds all threads of a process have waited runnable for a core (schedstat's second field). */
+function waitedNs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ns;
+}
 
 const sim = await startSimulator();
 try {
-  const target = await startNodeFloor(sim);
-  await runPhase(target, { connections: 64, seconds: 2 });
-  // Measured as the bench measures a proxy: its own process's CPU over the phase.
-  const cpu = new CpuMeter(target.pids);
-  const r = await runPhase(target, { connections: 64, seconds: 5, probes: [cpu] });
-  process.stdout.write(`bare node:http + undici proxy: ${Math.round(r.achievedRps)} req/s, ${Math.round((cpu.seconds * 1e6) / (r.ok + r.non2xx))} µs CPU per call, ${r.non2xx} non-2xx\n`);
+  const target = which === 'floor' ? await startNodeFloor(sim) : await startEnvelope(which as 'none' | 'full', sim, await mkdtemp(join(tmpdir(), 'ai-envelope-cpu-')));
+  await runPhase(target, { connections, seconds: 2, rate });
+  for (let i = 0; i < Number(values.runs); i++) {
+    const cpu = new CpuMeter(target.pids);
+    const waited = waitedNs(target.pids[0]!);
+    const r = await runPhase(target, { connections, seconds: Number(values.seconds), rate, probes: [cpu] });
+    const waitUs = (waitedNs(target.pids[0]!) - waited) / 1e3 / (r.ok + r.non2xx);
+    const label = which === 'floor' ? 'bare node:http + undici proxy' : `ai-envelope, ${which === 'full' ? 'all policies' : 'no policy'}`;
+    process.stdout.write(`${label}${rate ? ` at ${rate} req/s` : ''}: ${Math.round(r.achievedRps)} req/s, ${Math.round((cpu.seconds * 1e6) / (r.ok + r.non2xx))} µs CPU per call, ${Math.round(waitUs)} µs waiting for a core per call, p50 ${r.latencyMs.p50.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms, ${r.non2xx} non-2xx\n`);
+  }
 } finally {
   await stopAll();
   await sim.stop();

@@ -12,7 +12,8 @@ import { CHAT_BODY } from './load.ts';
 import { processTree } from './measure.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
+// BENCH_CLI: another build's cli.js (a copy of dist/), to A/B two builds in alternating runs.
+const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js');
 const PORTKEY = join(ROOT, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
 const preload = (file: string) => pathToFileURL(fileURLToPath(new URL(file, import.meta.url))).href;
 const LOOPBACK = preload('./loopback.ts');
@@ -318,7 +319,10 @@ export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProc
   mkdirSync(secrets, { recursive: true });
   mkdirSync(state, { recursive: true });
   writeFileSync(join(secrets, 'apiKey'), UPSTREAM_KEY);
-  const config = join(dir, 'routes.yaml');
+  // The config in a folder of its own, as a ConfigMap volume is: the sidecar watches the config's
+  // folder, and a log written beside it would wake the sidecar on every write.
+  mkdirSync(join(dir, 'config'), { recursive: true });
+  const config = join(dir, 'config', 'routes.yaml');
   writeFileSync(config, envelopeManifests(profile, `${sim.origin}/v1`));
   const logFile = join(dir, 'sidecar.log');
   const logFd = openSync(logFile, 'w');

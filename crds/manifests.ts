@@ -36,11 +36,16 @@ export interface Manifests {
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 
+/** Whether readSources reads this file of a folder: a manifest, not a hidden file. */
+export function isManifestName(name: string): boolean {
+  return !name.startsWith('.') && MANIFEST_FILE.test(name);
+}
+
 /** A file, or every manifest file directly in a folder (dot-entries such as a ConfigMap volume's `..data` are skipped). */
 export async function readSources(path: string): Promise<SourceFile[]> {
   const info = await stat(path);
   if (!info.isDirectory()) return [{ file: path, text: await readFile(path, 'utf8') }];
-  const names = (await readdir(path)).filter((n) => !n.startsWith('.') && MANIFEST_FILE.test(n)).sort();
+  const names = (await readdir(path)).filter(isManifestName).sort();
   const files: SourceFile[] = [];
   for (const name of names) {
     const file = join(path, name);

@@ -2,14 +2,27 @@
 // started with) and a config that fails to load never replaces the last good one.
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { configFromSources, type LoadResult } from '../../crds/render.ts';
-import { formatProblem, readSources } from '../../crds/manifests.ts';
+import { formatProblem, isManifestName, readSources } from '../../crds/manifests.ts';
 import { compileConfig, type RuntimeConfig } from './runtime.ts';
 import type { KeyStore } from './keys.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { warmTokenizers } from '../policy/tokens.ts';
+
+/**
+ * Whether a change in the watched folder can change the config: the config file itself, a
+ * manifest of a config folder, or the symlink swap of a ConfigMap volume (kubelet writes a new
+ * `..<timestamp>` folder and renames `..data` onto it). Anything else written beside the config
+ * (a log, an editor's swap file) would otherwise wake the sidecar and reload it on every write.
+ */
+export function concernsConfig(name: string | Buffer | null, file: string | undefined): boolean {
+  if (name === null) return true; // the platform does not say which file changed
+  const n = String(name);
+  if (n.startsWith('..')) return true;
+  return file === undefined ? isManifestName(n) : n === file;
+}
 
 export class ConfigStore {
   current: RuntimeConfig | undefined;
@@ -57,9 +70,11 @@ export class ConfigStore {
   /** Watches the file or folder (a ConfigMap volume swaps a symlink) and polls as a backstop. */
   async start(pollMs = 2000): Promise<void> {
     const info = await stat(this.path).catch(() => undefined);
-    const dir = info?.isDirectory() ? this.path : dirname(this.path);
+    const isDir = info?.isDirectory() ?? false;
+    const dir = isDir ? this.path : dirname(this.path);
     try {
-      this.watcher = watch(dir, () => {
+      this.watcher = watch(dir, (_event, name) => {
+        if (!concernsConfig(name, isDir ? undefined : basename(this.path))) return;
         clearTimeout(this.debounce);
         this.debounce = setTimeout(() => void this.reload(), 50);
       });
