@@ -1,7 +1,8 @@
 // Starting and stopping what the bench compares. Every process is a child of the bench, bound to
 // 127.0.0.1 on a port the kernel picks, and tracked so that it is killed on any way out.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
+import { SIDECAR_MALLOC_ARENA_MAX, SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
+
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,6 +15,9 @@ import { processTree } from './measure.ts';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // BENCH_CLI: another build's cli.js (a copy of dist/), to A/B two builds in alternating runs.
 const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js');
+// The sidecar's malloc setting (sidecar/runtime.ts) for the sidecar and the bare Node proxy alike,
+// unless the bench itself runs with one (an experiment).
+const MALLOC_ARENA_MAX = process.env.MALLOC_ARENA_MAX ?? SIDECAR_MALLOC_ARENA_MAX;
 const PORTKEY = join(ROOT, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
 const preload = (file: string) => pathToFileURL(fileURLToPath(new URL(file, import.meta.url))).href;
 const LOOPBACK = preload('./loopback.ts');
@@ -248,9 +252,9 @@ export async function startNginx(sim: SimulatorProcess, workDir: string): Promis
 
 const NODE_FLOOR = fileURLToPath(new URL('node-floor.mjs', import.meta.url));
 
-/** The bare Node proxy (node-floor.mjs), with the sidecar's heap flags unless told otherwise. */
+/** The bare Node proxy (node-floor.mjs), with the sidecar's heap flags and malloc setting unless told otherwise. */
 export async function startNodeFloor(sim: SimulatorProcess, nodeOptions = SIDECAR_NODE_OPTIONS): Promise<Target> {
-  const child = track(spawn(process.execPath, [NODE_FLOOR, sim.origin], { env: { ...process.env, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(spawn(process.execPath, [NODE_FLOOR, sim.origin], { env: { ...process.env, MALLOC_ARENA_MAX, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const err = tail(child.stderr);
   let port: number | undefined;
   child.stdout?.once('data', (d: Buffer) => (port = (JSON.parse(String(d)) as { port: number }).port));
@@ -333,7 +337,7 @@ export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProc
   const args = [...nodeFlags, CLI, 'sidecar', '-f', config, '--port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'];
   args.push('--secrets-dir', join(dir, 'secrets'), '--state-dir', state, '--grace-seconds', '2');
   const spawnedAt = performance.now();
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: opts.nodeOptions ?? '' }, stdio: ['ignore', logFd, 'pipe'] }));
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production', MALLOC_ARENA_MAX, NODE_OPTIONS: opts.nodeOptions ?? '' }, stdio: ['ignore', logFd, 'pipe'] }));
   closeSync(logFd);
   const err = tail(child.stderr);
   const logTail = () => `${err()}\n${readFileSync(logFile, 'utf8').slice(-4_096)}`;

@@ -71,7 +71,10 @@ describe('decide: the patch', () => {
     const sidecar = s.containers[0] as Record<string, any>;
     expect(sidecar.args).toEqual(['sidecar', '-f', '/etc/ai-envelope/config', '--port', '4141', '--admin-port', '4142', '--admin-host', '0.0.0.0', '--secrets-dir', '/etc/ai-envelope/secrets', '--state-dir', '/var/lib/ai-envelope']);
     // The heap flags the sidecar was measured with (sidecar/runtime.ts), and nothing else: the key is a file.
-    expect(sidecar.env).toEqual([{ name: 'NODE_OPTIONS', value: '--max-semi-space-size=16 --max-old-space-size=128' }]);
+    expect(sidecar.env).toEqual([
+      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=16 --max-old-space-size=128' },
+      { name: 'MALLOC_ARENA_MAX', value: '1' },
+    ]);
     expect(sidecar.ports).toEqual([{ name: 'envelope-admin', containerPort: 4142, protocol: 'TCP' }]);
     expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'envelope-admin' });
     expect(sidecar.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'envelope-admin' });

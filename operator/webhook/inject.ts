@@ -7,7 +7,7 @@ import { matchesSelector } from '../../crds/selector.ts';
 import { configMapName } from '../reconcile/desired.ts';
 import { ADMIN_PORT_NAME, INJECT_LABEL } from '../reconcile/pods.ts';
 import type { KubeObject } from '../kube/client.ts';
-import { SIDECAR_NODE_OPTIONS } from '../../sidecar/runtime.ts';
+import { SIDECAR_RUNTIME_ENV } from '../../sidecar/runtime.ts';
 
 export const SIDECAR_NAME = 'ai-envelope';
 /** `"false"` opts a labelled pod out again (DESIGN.md, Pods). */
@@ -149,7 +149,7 @@ export function sidecarContainer(o: InjectOptions, secrets: string[], native: bo
     image: o.image,
     ...(o.imagePullPolicy ? { imagePullPolicy: o.imagePullPolicy } : {}),
     args: ['sidecar', '-f', o.configDir, '--port', String(o.proxyPort), '--admin-port', String(o.adminPort), '--admin-host', o.adminHost, '--secrets-dir', o.secretsDir, '--state-dir', o.stateDir],
-    env: [{ name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS }, ...(o.redisURL ? [{ name: 'AI_ENVELOPE_REDIS_URL', value: o.redisURL }] : [])],
+    env: [...SIDECAR_RUNTIME_ENV.map((e) => ({ ...e })), ...(o.redisURL ? [{ name: 'AI_ENVELOPE_REDIS_URL', value: o.redisURL }] : [])],
     ports: [{ name: ADMIN_PORT_NAME, containerPort: o.adminPort, protocol: 'TCP' }],
     resources: o.resources,
     // A native sidecar holds the next containers back until its startup probe passes.
