@@ -80,4 +80,17 @@ describe('createLogger', () => {
     expect(r.code).not.toBe(0);
     expect(r.out.trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['before', 'last words']);
   });
+
+  it('exits when its stdout reader is gone instead of retrying the write forever', async () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `import { createLogger } from ${JSON.stringify(LOG_MODULE)};
+const log = createLogger('info');
+log.info({ event: 'first' }, 'first');
+setTimeout(() => { for (let i = 0; i < 50; i++) log.info({ event: 'late', i }, 'after the reader left'); process.exit(0); }, 1000);`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The reader goes away after the first line, as a log collector that dies would.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const outcome = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    if (outcome === 'still running') child.kill('SIGKILL');
+    expect(outcome).toBe(0);
+  });
 });

@@ -3,10 +3,44 @@
 // counts and ids, and content only when a route's logging.content asks for it.
 import { pino, type Logger } from 'pino';
 import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
 
 /** Lines wait at most this long for a batch to fill (ADR 0015). */
 export const LOG_FLUSH_MS = 100;
 const LOG_BATCH_BYTES = 4096;
+
+/** The parts of sonic-boom's (4.x) state that hold lines not yet written. */
+interface SonicBoomState {
+  fd: number;
+  _bufs: string[];
+  _writingBuf: string;
+  _writing: boolean;
+  _len: number;
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Writes what waits, synchronously, once. sonic-boom's own flushSync retries a failed write
+ * forever unless the error is EAGAIN: with stdout's reader gone (EPIPE) a sidecar that flushes on
+ * its way out never gets out, and Kubernetes waits out the grace period for nothing. Here a full
+ * pipe is retried for up to a second and any other error drops the rest.
+ */
+function flushSyncBounded(s: SonicBoomState): void {
+  // A write in flight (_writing) owns _writingBuf; the lines queued behind it are ours to write.
+  let pending = Buffer.from((s._writing ? '' : s._writingBuf) + s._bufs.join(''));
+  if (!s._writing) s._writingBuf = '';
+  s._bufs = [];
+  s._len = 0;
+  for (let waits = 0; pending.length > 0; ) {
+    try {
+      pending = pending.subarray(writeSync(s.fd, pending));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 100) return;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
 
 /**
  * Logs go to stdout through an asynchronous destination that writes in batches of 4 KB or after
@@ -31,13 +65,11 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
     }
     return ok;
   };
+  // pino flushes its destination at exit too: both go through the bounded flush.
+  destination.flushSync = () => flushSyncBounded(destination as unknown as SonicBoomState);
   process.once('exit', () => {
     clearTimeout(flushing);
-    try {
-      destination.flushSync();
-    } catch {
-      // stdout already closed: nothing left to save.
-    }
+    destination.flushSync();
   });
   return pino(
     {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { routeManifest, simRoute, startEnv, writeManifests, type Env } from '../support/fixtures.ts';
+import { startRedis } from '../support/redis.ts';
 
 let env: Env | undefined;
 afterEach(async () => {
@@ -112,5 +113,24 @@ describe('graceful shutdown', () => {
     expect(line?.status).toBe(200);
     expect(line?.error_code).toBeUndefined();
     expect(e.sidecar.logs().some((l) => l.event === 'stopped')).toBe(true);
+  });
+
+  it('exits on SIGTERM within its grace period when the shared Redis has gone away', async () => {
+    const redis = await startRedis();
+    try {
+      // Limits, budgets and the review queue all live in Redis here.
+      const review = { tokenSecretRef: { name: 'reviewers', key: 'token' }, retentionHours: 24 };
+      const schema = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'], additionalProperties: false };
+      const e = (env = await startEnv({ routes: (sim) => [routeManifest('held', simRoute(sim, { output: { jsonSchema: schema, onInvalid: 'review' }, review }))], args: ['--redis-url', redis.url, '--grace-seconds', '1'] }));
+      e.secrets.write('reviewers', { token: 'test-review-token' });
+      await expect(e.client.chat.completions.create({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: 'BROKEN_JSON' }] })).rejects.toThrow();
+      await redis.stop();
+      const exited = e.sidecar.stop('SIGTERM');
+      // Well past the grace period: a sidecar still waiting on the store by then never leaves.
+      const outcome = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+      expect(outcome).toBe(0);
+    } finally {
+      await redis.stop();
+    }
   });
 });

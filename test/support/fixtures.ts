@@ -54,16 +54,18 @@ export async function startEnv(opts: { routes?: (sim: Simulator) => Array<Record
   const sidecar = await startSidecarProcess({ config: configPath, secretsDir: secrets.root, args, ...(opts.env ? { env: opts.env } : {}) });
   // The app's SDK holds a placeholder: the real key is the sidecar's alone.
   const client = new OpenAI({ apiKey: 'sk-test-placeholder-from-app', baseURL: sidecar.url, maxRetries: 2 });
-  return {
+  const env = {
     sim,
     sidecar,
     secrets,
     dir,
     configPath,
     client,
+    // The sidecar in place now: a test may have replaced the first one with another process.
     close: async () => {
-      await sidecar.stop('SIGKILL');
+      await env.sidecar.stop('SIGKILL');
       await sim.close();
     },
   };
+  return env;
 }
