@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatHotspots } from './profile.ts';
 import { runPhase, runStreams, type PhaseResult, type Probe } from './load.ts';
-import { CpuMeter, RssSampler, rssMB, slopePerMinute } from './measure.ts';
+import { CpuMeter, RssSampler, contextSwitches, cpuSeconds, rssMB, slopePerMinute } from './measure.ts';
 import { checkLog, machineInfo, writeReport, type BenchResults, type PhaseRecord, type SoakRecord } from './report.ts';
 import {
   assertBuilt,
@@ -34,6 +34,8 @@ import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
 export interface Plan {
   mode: 'full' | 'quick';
   warmupSeconds: number;
+  /** No traffic at all: what an idle pod's proxy costs (timers, polls), after the warm-up. */
+  restSeconds: number;
   rates: number[];
   rateSeconds: number;
   /** Enough to carry 1000 req/s with room for a slow answer, few enough to look like one app. */
@@ -55,6 +57,7 @@ export interface Plan {
 const FULL: Plan = {
   mode: 'full',
   warmupSeconds: 3,
+  restSeconds: 10,
   rates: [100, 500, 1000],
   rateSeconds: 8,
   rateConnections: 20,
@@ -71,7 +74,7 @@ const FULL: Plan = {
   soakMaxRate: 1000,
 };
 
-const QUICK: Plan = { ...FULL, mode: 'quick', warmupSeconds: 1, rateSeconds: 2, maxSeconds: 3, streams: 40, soakSeconds: 8, soakSecondsNoPolicy: 8 };
+const QUICK: Plan = { ...FULL, mode: 'quick', warmupSeconds: 1, restSeconds: 3, rateSeconds: 2, maxSeconds: 3, streams: 40, soakSeconds: 8, soakSecondsNoPolicy: 8 };
 
 const USAGE = `Usage: npm run bench -- [--quick] [--soak-seconds N] [--only NAME[,NAME...]] [--profile]
   --quick           a ~1 minute smoke run (short phases, 8 s soak)
@@ -197,6 +200,16 @@ async function run(argv: string[]): Promise<void> {
   say(`warm-up: ${plan.warmupSeconds} s closed loop each`);
   for (const t of targets) count(await runPhase(t, { connections: plan.maxConnections, seconds: plan.warmupSeconds }));
 
+  // Every target idles in the same window: the machine's noise falls on all of them alike.
+  say(`at rest: ${plan.restSeconds} s with no traffic`);
+  const before = targets.map((t) => ({ cpu: cpuSeconds(t.pids), switches: contextSwitches(t.pids) }));
+  await new Promise((r) => setTimeout(r, plan.restSeconds * 1000));
+  const idle: BenchResults['idle'] = {};
+  targets.forEach((t, i) => {
+    if (!t.pids.length) return;
+    idle[t.name] = { cpuMsPerSecond: ((cpuSeconds(t.pids) - before[i]!.cpu) * 1000) / plan.restSeconds, wakeupsPerSecond: (contextSwitches(t.pids) - before[i]!.switches) / plan.restSeconds };
+  });
+
   const rates: PhaseRecord[] = [];
   for (const rate of plan.rates) {
     for (const t of targets) {
@@ -279,6 +292,7 @@ async function run(argv: string[]): Promise<void> {
   const results: BenchResults = {
     meta: { ...machine, date: new Date(began).toISOString(), durationSeconds: Math.round((Date.now() - began) / 1000), loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100), plan, targets: only, profile },
     restMB: rest,
+    idle,
     rates,
     max,
     streams,

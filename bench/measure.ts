@@ -59,6 +59,30 @@ export function cpuSeconds(pids: number[]): number {
   return ticks / clockTicks();
 }
 
+/**
+ * Context switches so far of every thread of these processes. A thread that sleeps and wakes
+ * switches out once per wake-up, so at rest the count is the processes' wake-ups (timers, polls).
+ */
+export function contextSwitches(pids: number[]): number {
+  let n = 0;
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8').matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) n += Number(m[1]);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+  }
+  return n;
+}
+
 /** Resident set in MB (VmRSS summed; pages shared between nginx's master and worker count twice). */
 export function rssMB(pids: number[]): number {
   let kb = 0;

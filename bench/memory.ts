@@ -19,6 +19,19 @@ const sim = await startSimulator();
 const work = await mkdtemp(join(tmpdir(), 'ai-envelope-mem-'));
 const port = await freePort();
 const MB = (n: number) => (n / 1048576).toFixed(1);
+
+// Resident kB per mapping, summed by what backs it (a file's segments by permission), so file
+// pages the process touched (the node binary's code and read-only data) show apart from anonymous ones.
+function largestMappings(pid: number): string[] {
+  const sums = new Map<string, number>();
+  let key = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) key = `${head[2]!.split('/').pop() || 'anon'} ${head[1]}`;
+    else if (line.startsWith('Rss:')) sums.set(key, (sums.get(key) ?? 0) + Number(/\d+/.exec(line)![0]));
+  }
+  return [...sums].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, kb]) => `${k} ${(kb / 1024).toFixed(1)}`);
+}
 try {
   const target = await startEnvelope(profile, sim, work, { nodeOptions: `${values['node-options']} --inspect=127.0.0.1:${port}` });
   const inspector = await connectInspector(port);
@@ -33,6 +46,7 @@ try {
     console.log(`\n${label}: rss ${MB(d.m.rss)} MB (anon ${pick('RssAnon') / 1024 | 0} MB, file ${pick('RssFile') / 1024 | 0} MB), heap ${MB(d.m.heapTotal)} total / ${MB(d.m.heapUsed)} used, external ${MB(d.m.external)}, arrayBuffers ${MB(d.m.arrayBuffers)}`);
     console.log('  ' + d.spaces.filter((s) => s[1] > 0).map(([n, t, u]) => `${n.replace('_space', '')} ${MB(t)}/${MB(u)}`).join(', '));
     console.log(`  code+metadata ${MB(d.code.code_and_metadata_size)}, bytecode+metadata ${MB(d.code.bytecode_and_metadata_size)}, external script source ${MB(d.code.external_script_source_size)}`);
+    console.log('  largest mappings: ' + largestMappings(target.pids[0]!).join(', '));
   };
   await new Promise((r) => setTimeout(r, 1000));
   await snap('at rest');

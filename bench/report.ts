@@ -49,6 +49,8 @@ export interface LogCheck {
 export interface BenchResults {
   meta: ReturnType<typeof machineInfo> & { date: string; durationSeconds: number; loadAverageAtEnd: number[]; plan: Plan; targets: TargetName[]; profile: boolean };
   restMB: Record<string, number>;
+  /** With no traffic, after the warm-up: CPU and thread wake-ups per second (absent in older results). */
+  idle?: Record<string, { cpuMsPerSecond: number; wakeupsPerSecond: number }>;
   rates: PhaseRecord[];
   max: PhaseRecord[];
   streams: StreamResult[];
@@ -241,6 +243,8 @@ function markdown(r: BenchResults): string {
   row('CPU per request @ 500 req/s (µs)', (t) => (t === 'direct' ? '' : num(cpuAt(t))));
   row('  ÷ nginx', (t) => (t === 'direct' ? '' : times(cpuAt(t) / cpuAt('nginx'))));
   row('CPU per request at max (µs)', (t) => (t === 'direct' ? '' : num(of(r.max, t)?.cpuUsPerRequest)));
+  row('CPU at rest (ms per s)', (t) => num(r.idle?.[t]?.cpuMsPerSecond, 1));
+  row('thread wake-ups at rest (per s)', (t) => num(r.idle?.[t]?.wakeupsPerSecond));
   row('RSS at rest (MB)', (t) => num(r.restMB[t], 1));
   row('RSS under load (MB)', (t) => (t === 'direct' ? '' : num(d.rssUnderLoad(t), 1)));
   row('RSS after soak (MB)', (t) => num(of(r.soak, t)?.endMB, 1));

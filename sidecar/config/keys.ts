@@ -7,10 +7,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { needsRead, stampOf, type Stamp } from './stamp.ts';
 
 interface Entry {
   value?: string;
   error?: string;
+  /** The file as it was just before the last read: the poll reads again only once it moves. */
+  stamp?: Stamp;
 }
 
 export class KeyStore {
@@ -59,12 +62,15 @@ export class KeyStore {
   async refresh(path: string): Promise<boolean> {
     const prior = this.entries.get(path);
     const before = prior?.value;
+    const stamp = stampOf(path);
     let next: Entry;
     try {
       const value = (await readFile(path, 'utf8')).trim();
-      next = value ? { value } : { error: 'the file is empty' };
+      next = value ? { value, stamp } : { error: 'the file is empty', stamp };
     } catch (err) {
-      next = { error: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message };
+      // A missing file is read again once it appears (its stamp moves); any other failure, at the next poll.
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      next = missing ? { error: 'no such file', stamp } : { error: (err as Error).message };
     }
     // Keep serving with the last good key if a rotation leaves the file briefly unreadable.
     if (!next.value && before) next = { value: before, error: next.error };
@@ -86,8 +92,10 @@ export class KeyStore {
     this.watchers.clear();
   }
 
+  /** The backstop for a missed watch event: reads only the files whose stamp moved. */
   private async refreshAll(): Promise<void> {
-    await Promise.all([...this.entries.keys()].map((p) => this.refresh(p)));
+    const now = Date.now();
+    await Promise.all([...this.entries].filter(([path, e]) => needsRead(e.stamp, stampOf(path), now)).map(([path]) => this.refresh(path)));
   }
 
   private watchDir(dir: string): void {

@@ -1,10 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigStore, concernsConfig } from './store.ts';
 import { KeyStore } from './keys.ts';
+import { SETTLE_MS } from './stamp.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 
 const ROUTE = (model: string) => `apiVersion: ai-envelope.dev/v1alpha1
@@ -74,5 +75,68 @@ describe('ConfigStore watching', () => {
     await writeFile(file, ROUTE('gpt-4.1-nano'));
     await vi.waitFor(() => expect(store.current?.routes[0]?.spec.model.default).toBe('gpt-4.1-nano'), { timeout: 3_000 });
     expect(reloads()).toBeGreaterThan(0);
+  });
+});
+
+describe('the backstop polls', () => {
+  let dir: string | undefined;
+  const stops: (() => void)[] = [];
+  afterEach(async () => {
+    for (const stop of stops.splice(0)) stop();
+    vi.useRealTimers();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  // Files just written count as fresh and are read whatever their stamp: the clock is moved past
+  // that window (timers stay real) so the polls judge by stamps alone.
+  const settle = () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + SETTLE_MS + 1_000);
+  };
+
+  it('read nothing while the config and key files stay as they are', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ai-envelope-poll-'));
+    const file = join(dir, 'routes.yaml');
+    await writeFile(file, ROUTE('gpt-4.1-mini'));
+    await mkdir(join(dir, 'secrets'));
+    const keyFile = join(dir, 'secrets', 'apiKey');
+    await writeFile(keyFile, 'sk-test-poll-0001');
+    const log = pino({ level: 'silent' });
+    const metrics = new Metrics();
+    const keys = new KeyStore(log, metrics, 20);
+    const store = new ConfigStore({ path: file, secretsDir: join(dir, 'secrets'), keys, log, metrics });
+    stops.push(() => store.stop(), () => keys.close());
+    await store.reload();
+    await keys.use([keyFile]);
+    settle();
+    await store.start(20);
+    const reloads = vi.spyOn(store, 'reload');
+    const keyReads = vi.spyOn(keys, 'refresh');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reloads).not.toHaveBeenCalled();
+    expect(keyReads).not.toHaveBeenCalled();
+    // The same polls still read a file that moved.
+    await writeFile(keyFile, 'sk-test-poll-0002');
+    settle();
+    await vi.waitFor(() => expect(keys.get(keyFile)).toBe('sk-test-poll-0002'), { timeout: 3_000 });
+  });
+
+  it('load a config that appears where no watcher could be set up', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ai-envelope-poll-'));
+    const folder = join(dir, 'config');
+    const log = pino({ level: 'silent' });
+    const metrics = new Metrics();
+    const keys = new KeyStore(log, metrics, 60_000);
+    const store = new ConfigStore({ path: folder, secretsDir: join(dir, 'secrets'), keys, log, metrics });
+    stops.push(() => store.stop(), () => keys.close());
+    await store.reload();
+    expect(store.current).toBeUndefined();
+    await store.start(20); // the folder is missing: watch() fails, only the poll is left
+    settle();
+    const reloads = vi.spyOn(store, 'reload');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(reloads).not.toHaveBeenCalled(); // still missing: its stamp has not moved
+    await mkdir(folder);
+    await writeFile(join(folder, 'routes.yaml'), ROUTE('gpt-4.1-nano'));
+    await vi.waitFor(() => expect(store.current?.routes[0]?.spec.model.default).toBe('gpt-4.1-nano'), { timeout: 3_000 });
   });
 });

@@ -10,6 +10,7 @@ import { compileConfig, type RuntimeConfig } from './runtime.ts';
 import type { KeyStore } from './keys.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { warmTokenizers } from '../policy/tokens.ts';
+import { needsRead, stampOf, type Stamp } from './stamp.ts';
 
 /**
  * Whether a change in the watched folder can change the config: the config file itself, a
@@ -39,6 +40,8 @@ export class ConfigStore {
   private loading: Promise<void> | undefined;
   /** The raw files last seen: the poll only parses and validates when they change. */
   private lastText: string | undefined;
+  /** The files as they were just before the last read: the poll reads again only once they move. */
+  private lastStamp: Stamp | undefined;
   private again = false;
   private readonly onLoad: ((config: RuntimeConfig) => void) | undefined;
 
@@ -82,7 +85,9 @@ export class ConfigStore {
     } catch {
       // No watcher (the folder may be missing for now): the poll still notices changes.
     }
-    this.poll = setInterval(() => void this.reload(), pollMs);
+    this.poll = setInterval(() => {
+      if (needsRead(this.lastStamp, stampOf(this.path), Date.now())) void this.reload();
+    }, pollMs);
     this.poll.unref();
   }
 
@@ -124,6 +129,8 @@ export class ConfigStore {
 
   /** The new config or its problems; undefined when the files are as last seen. */
   private async read(): Promise<LoadResult | undefined> {
+    // Taken before the read: a change made while it runs moves the stamp, and the poll reads again.
+    this.lastStamp = stampOf(this.path);
     try {
       const sources = await readSources(this.path);
       const text = sources.map((f) => `${f.file}\0${f.text}`).join('\0');
@@ -132,6 +139,8 @@ export class ConfigStore {
       return configFromSources(this.path, sources);
     } catch (err) {
       this.lastText = undefined;
+      // A missing file is read again once it appears (its stamp moves); any other failure, at the next poll.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.lastStamp = undefined;
       return { ok: false, problems: [{ file: this.path, document: 0, path: '', message: `cannot read: ${(err as Error).message}` }] };
     }
   }

@@ -165,6 +165,8 @@ describe('telemetry', () => {
     expect(metrics).toMatch(/gen_ai_client_token_usage_bucket\{.*gen_ai_token_type="input".*\}/);
     expect(metrics).toMatch(/gen_ai_client_operation_duration_seconds_count\{.*gen_ai_request_model="gpt-4.1-mini"/);
     expect(metrics).toMatch(/ai_envelope_requests_total\{route="shop\/main",endpoint="chat.completions",status="403",error_code="model_not_allowed",prompt_version=""\} 1/);
+    // The event loop's delay is still sampled (every 100 ms, not prom-client's 10: an idle sidecar sleeps).
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
     const usage = (await (await fetch(`${env.sidecar.adminUrl}/usage`)).json()) as { routes: Record<string, { requests: number; input_tokens: number }> };
     expect(usage.routes['shop/main']?.requests).toBeGreaterThan(0);
     expect(usage.routes['shop/main']?.input_tokens).toBeGreaterThan(0);
