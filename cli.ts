@@ -17,10 +17,11 @@ Commands:
   validate -f PATH     Check manifests; exit 1 with one line per problem.
   render -f PATH       Print the sidecar config these manifests produce (defaults applied).
   crds                 Print the CustomResourceDefinitions (the YAML in crds/), for kubectl apply -f -.
-  simulator [--port 4010] [--api-key KEY]... [--admin-key KEY]... [--project KEY=PROJ]... [--stream-delay-ms 0] [--latency-ms 0]
+  simulator [--port 4010] [--api-key KEY]... [--admin-key KEY]... [--project KEY=PROJ]... [--stream-delay-ms 0] [--latency-ms 0] [--record-limit 1000]
             [--batch-step-ms 50] [--batch-lines-per-step 0] [--answers FILE]
         Run the local OpenAI-compatible simulator (for trying the sidecar without a key).
         --answers: scripted answers per input, prompt and model (YAML or JSON; simulator/README.md).
+        --record-limit: the latest requests kept for GET /_sim/requests (0: none).
   operator [--kubeconfig FILE] [--namespace NS] [--metrics-port 8080] [--metrics-host 0.0.0.0]
            [--lease-seconds 15] [--spend-interval-seconds 15] [--resync-seconds 60]
            [--watch-timeout-seconds 300] [--workers 8]
@@ -176,6 +177,7 @@ async function simulator(args: string[]): Promise<number> {
     'batch-step-ms': { type: 'string' },
     'batch-lines-per-step': { type: 'string' },
     answers: { type: 'string' },
+    'record-limit': { type: 'string' },
   });
   const { startSimulator, loadAnswers } = await import('./simulator/index.ts');
   const sim = await startSimulator({
@@ -189,6 +191,7 @@ async function simulator(args: string[]): Promise<number> {
     latencyMs: int(v['latency-ms'], 'latency-ms', 0),
     batchStepMs: int(v['batch-step-ms'], 'batch-step-ms', 50),
     batchLinesPerStep: int(v['batch-lines-per-step'], 'batch-lines-per-step', 0),
+    recordLimit: int(v['record-limit'], 'record-limit', 1000),
   });
   // One parseable line, so a parent process that asked for port 0 learns where it is.
   process.stdout.write(`${JSON.stringify({ url: sim.url, port: sim.port })}\n`);

@@ -177,9 +177,6 @@ async function run(argv: string[]): Promise<void> {
 
   say(`bench (${plan.mode}): targets ${only.join(', ')}; scratch ${work}`);
   const sim = await startSimulator();
-  // The simulator keeps every request it serves: emptied often, or it grows by gigabytes.
-  const clearing = setInterval(() => void sim.clearRecorded().catch(() => {}), 2_000);
-  cleanups.push(async () => clearInterval(clearing));
 
   const targets: Target[] = [];
   for (const name of only) {

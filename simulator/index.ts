@@ -28,7 +28,7 @@ export { BROKEN_JSON_TRIGGER, LONG_TRIGGER, TOOL_TRIGGER, WRONG_JSON_TRIGGER } f
 /** Starts a local OpenAI-compatible API on loopback; resolves once it is listening. */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const state: SimState = {
-    opts: { streamDelayMs: 0, latencyMs: 0, models: [...DEFAULT_MODELS], batchStepMs: 50, batchLinesPerStep: 0, batchWindowMs: 86_400_000, apiKeys: undefined, adminKeys: undefined, projects: {} },
+    opts: { streamDelayMs: 0, latencyMs: 0, models: [...DEFAULT_MODELS], batchStepMs: 50, batchLinesPerStep: 0, batchWindowMs: 86_400_000, apiKeys: undefined, adminKeys: undefined, projects: {}, recordLimit: Infinity },
     requests: [],
     faults: new FaultQueue(),
     answers: [],

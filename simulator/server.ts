@@ -11,7 +11,7 @@ import { findRoute, MODEL_PATHS } from './routes.ts';
 import { writeSse } from './sse.ts';
 import { sleep } from './sleep.ts';
 import type { HandlerCtx, SimState } from './state.ts';
-import type { Fault } from './types.ts';
+import type { Fault, RecordedRequest } from './types.ts';
 
 const MAX_BODY_BYTES = 512 * 1024 * 1024;
 
@@ -31,6 +31,14 @@ export function createSimServer(state: SimState, closing: AbortSignal): Server {
   return server;
 }
 
+/** Keeps the request among the latest `recordLimit`. */
+function record(state: SimState, r: RecordedRequest): void {
+  const limit = state.opts.recordLimit;
+  if (limit <= 0) return;
+  state.requests.push(r);
+  if (state.requests.length > limit) state.requests.shift();
+}
+
 async function serve(state: SimState, closing: AbortSignal, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
   const url = new URL(req.url ?? '/', 'http://simulator.local');
@@ -44,7 +52,7 @@ async function serve(state: SimState, closing: AbortSignal, req: IncomingMessage
   const headers = flattenHeaders(req);
   const query = Object.fromEntries(url.searchParams);
   const { json, jsonInvalid } = parseJson(raw, headers['content-type']);
-  state.requests.push({ method, path, query, headers, body: json, rawBodyBytes: raw.length, at: Date.now() });
+  record(state, { method, path, query, headers, body: json, rawBodyBytes: raw.length, at: Date.now() });
 
   const signal = AbortSignal.any([closing, abortOnClose(res)]);
   const requestId = ids.request();

@@ -19,6 +19,7 @@ export interface SimState {
     adminKeys: string[] | undefined;
     /** Key → project billed for its calls (unless the OpenAI-Project header names one). */
     projects: Record<string, string>;
+    recordLimit: number;
   };
   requests: RecordedRequest[];
   faults: FaultQueue;
@@ -74,5 +75,11 @@ export function applyOptions(state: SimState, o: Partial<SimulatorOptions>): voi
   if ('apiKeys' in o) state.opts.apiKeys = o.apiKeys ? [...o.apiKeys] : undefined;
   if ('adminKeys' in o) state.opts.adminKeys = o.adminKeys ? [...o.adminKeys] : undefined;
   if (o.projects !== undefined) state.opts.projects = { ...o.projects };
+  if (o.recordLimit !== undefined) {
+    if (typeof o.recordLimit !== 'number' || !(o.recordLimit >= 0)) throw new Error(`recordLimit must be a number, 0 or more; got ${JSON.stringify(o.recordLimit)}`);
+    state.opts.recordLimit = o.recordLimit;
+    // Emptied in place: callers may hold a reference to `requests`.
+    if (state.requests.length > o.recordLimit) state.requests.splice(0, state.requests.length - o.recordLimit);
+  }
   if (o.answers !== undefined) state.answers = checkAnswers(o.answers);
 }

@@ -26,6 +26,12 @@ export interface SimulatorOptions {
   adminKeys?: string[];
   /** API key → the project its calls are billed to, when no OpenAI-Project header names one (default `proj_default`). */
   projects?: Record<string, string>;
+  /**
+   * How many of the latest /v1 requests `requests` keeps; 0 keeps none. Default: all of them (a
+   * test reads them back). The CLI keeps 1,000, so a long-running simulator stays bounded; a load
+   * test keeps none, as every kept request lives long enough to burden the simulator's collector.
+   */
+  recordLimit?: number;
 }
 
 export interface RecordedRequest {
