@@ -269,7 +269,7 @@ export class BatchService {
     if ([...this.ledger.jobs.values()].some((j) => j.batchId === entry.id)) this.results.set(entry.id, results);
     const { metrics } = this.sidecar;
     metrics.batchSettlements.inc({ route: route.id, status });
-    for (const [model, c] of byModel) if (c > 0) metrics.cost.inc({ route: route.id, gen_ai_request_model: model, prompt_version: route.spec.prompt?.version ?? '' }, c / NANO_PER_USD);
+    for (const [model, c] of byModel) if (c > 0) metrics.cost.inc([route.id, model, route.spec.prompt?.version ?? ''], c / NANO_PER_USD);
     this.sidecar.log.info(
       { event: 'batch_settled', route: route.id, batch_id: entry.id, status, lines, input_tokens: input, output_tokens: output, cost_usd: cost / NANO_PER_USD, reserved_usd: entry.reserveNano / NANO_PER_USD },
       `batch ${status}: settled at the batch price`,

@@ -59,7 +59,7 @@ export class Exchange {
     this.record.route = id;
     this.res.setHeader('x-envelope-route', id);
     this.routeForGauge = id;
-    this.sidecar.metrics.inFlight.inc({ route: id });
+    this.sidecar.metrics.inFlight.inc([id]);
     // Once the route is known, user digests are keyed (a plain hash of an email can be reversed).
     const key = this.hashKey(route);
     if (this.rawUser) this.record.user = key ? userHash(key, this.rawUser).slice(0, 16) : hashUser(this.rawUser);
@@ -108,7 +108,7 @@ export class Exchange {
     if (this.rawUser && r.user === undefined) r.user = hashUser(this.rawUser);
     r.latency_ms = Math.round((performance.now() - this.started) * 100) / 100;
     this.sidecar.inFlight--;
-    if (this.routeForGauge) this.sidecar.metrics.inFlight.dec({ route: this.routeForGauge });
+    if (this.routeForGauge) this.sidecar.metrics.inFlight.dec([this.routeForGauge]);
     this.sidecar.account(r);
     // Only calls the app means to report on are remembered: an entry per call would outlive many
     // young-generation collections and cost every call a share of full ones.

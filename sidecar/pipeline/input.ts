@@ -41,7 +41,7 @@ export async function prepareInput(ex: Exchange, route: RuntimeRoute, endpoint: 
   applyPrompt(endpoint, body, spec.prompt, route.id);
   if (spec.prompt) {
     ex.record.prompt_version = spec.prompt.version;
-    ex.sidecar.metrics.promptVersion.inc({ route: route.id, prompt_version: spec.prompt.version });
+    ex.sidecar.metrics.promptVersion.inc([route.id, spec.prompt.version]);
   }
   await moderateInput(ex, route, endpoint, body);
   if (spec.output.jsonSchema && (endpoint === 'chat.completions' || endpoint === 'responses')) {
