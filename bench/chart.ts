@@ -126,7 +126,7 @@ export function renderChart(r: BenchResults, d: Derived): string {
   const names = r.meta.targets;
   const proxies = names.filter((n) => n !== 'direct');
   const short = (list: TargetName[]) => list.map((n) => SHORT[n]);
-  const cpu = (t: string) => r.rates.find((p) => p.target === t && p.rate === 500)?.cpuUsPerRequest ?? NaN;
+  const cpu = d.cpuAt500;
   const soakOf = (t: string) => r.soak.find((s) => s.target === t);
   const panels = [
     bars(0, 0, 'Added latency at 500 req/s', 'ms over direct', short(proxies), [
