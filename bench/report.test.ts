@@ -11,8 +11,8 @@ function phase(target: string, round: number, p99: number, achievedRps = 500): P
   } as PhaseRecord;
 }
 
-function results(rates: PhaseRecord[]): BenchResults {
-  return { rates, max: [], streams: [], soak: [], logs: [], restMB: {}, meta: { plan: { rateRounds: 3 } } } as unknown as BenchResults;
+function results(rates: PhaseRecord[], max: PhaseRecord[] = []): BenchResults {
+  return { rates, max, streams: [], soak: [], logs: [], restMB: {}, meta: { plan: { rounds: 3 } } } as unknown as BenchResults;
 }
 
 describe('median', () => {
@@ -37,5 +37,17 @@ describe('fixed-rate rounds', () => {
     const d = derive(results([phase('nginx', 1, 1, 500), phase('nginx', 2, 1, 300), phase('nginx', 3, 1, 490), phase('portkey', 1, 1, 300), phase('portkey', 2, 1, 310), phase('portkey', 3, 1, 500)]));
     expect(d.saturated(500, 'nginx')).toBe(false);
     expect(d.saturated(500, 'portkey')).toBe(true);
+  });
+});
+
+describe('max-throughput rounds', () => {
+  it('compare with nginx within each round, then take the median ratio', () => {
+    const max = (target: string, round: number, rps: number) => ({ ...phase(target, round, 1, rps), rate: null }) as unknown as PhaseRecord;
+    // nginx has a fast round 2; the sidecar a slow round 3: paired, neither decides the ratio.
+    const d = derive(results([], [max('nginx', 1, 16_000), max('envelope-full', 1, 8_000), max('nginx', 2, 20_000), max('envelope-full', 2, 9_000), max('nginx', 3, 16_000), max('envelope-full', 3, 4_000)]));
+    expect(d.maxRatioRounds('envelope-full', 'nginx')).toEqual([0.5, 0.45, 0.25]);
+    expect(d.maxRatio('envelope-full', 'nginx')).toBe(0.45);
+    expect(d.maxRps('envelope-full')).toBe(8_000);
+    expect(d.cpuAtMax('envelope-full')).toBe(102);
   });
 });
