@@ -73,12 +73,34 @@ export function budgetsFor(route: RuntimeRoute, all: RenderedBudget[]): Rendered
   return all.filter((b) => b.namespace === route.spec.namespace && b.routes.includes(route.name));
 }
 
+// Counter keys are rebuilt only when a budget's period or a route's config object changes; both
+// were a handful of fresh strings on every call.
+const budgetKeys = new WeakMap<RenderedBudget, { period: PeriodSpan; key: string }>();
+
 export function budgetUses(budgets: RenderedBudget[], user: string, now: number): BudgetUse[] {
   return budgets.map((budget) => {
     const period = periodOf(budget.period, now);
-    const key = `b:${budget.namespace}/${budget.name}:${period.key}`;
+    let known = budgetKeys.get(budget);
+    if (known?.period !== period) budgetKeys.set(budget, (known = { period, key: `b:${budget.namespace}/${budget.name}:${period.key}` }));
+    const key = known.key;
     return { budget, period, key, ...(budget.perUserLimitUSD !== undefined ? { userKey: `${key}:u:${user}` } : {}) };
   });
+}
+
+/** Window keys of a route, then of its users (bounded: emptied when full, as a rebuild is cheap). */
+const USERS_REMEMBERED = 10_000;
+const windowKeys = new WeakMap<RuntimeRoute, { route: string[]; users: Map<string, string[]> }>();
+
+function keysOf(route: RuntimeRoute, user: string | undefined): string[] {
+  let known = windowKeys.get(route);
+  if (!known) windowKeys.set(route, (known = { route: WINDOWS.map((w) => `rl:${route.id}:${w.suffix}`), users: new Map() }));
+  if (user === undefined) return known.route;
+  let keys = known.users.get(user);
+  if (!keys) {
+    if (known.users.size >= USERS_REMEMBERED) known.users.clear();
+    known.users.set(user, (keys = WINDOWS.map((w) => `rl:${route.id}:u:${user}:${w.suffix}`)));
+  }
+  return keys;
 }
 
 const usd = (nano: number) => `$${(nano / NANO_PER_USD).toFixed(2)}`;
@@ -137,18 +159,20 @@ export async function admit(input: AdmitInput): Promise<Admission> {
   // Windows: all of the route's and the user's, in one atomic decision.
   const specs: WindowSpec[] = [];
   const tokenWindowKeys: string[] = [];
-  for (const [scope, limits] of [
-    ['', route.spec.limits.route],
-    [`:u:${input.user}`, route.spec.limits.perUser],
+  for (const [perUser, limits] of [
+    [false, route.spec.limits.route],
+    [true, route.spec.limits.perUser],
   ] as const) {
     if (!limits) continue;
-    for (const w of WINDOWS) {
+    const keys = keysOf(route, perUser ? input.user : undefined);
+    for (let i = 0; i < WINDOWS.length; i++) {
+      const w = WINDOWS[i] as (typeof WINDOWS)[number];
       const limit = limits[w.name];
       if (limit === undefined) continue;
-      const key = `rl:${route.id}${scope}:${w.suffix}`;
+      const key = keys[i] as string;
       const cost = w.tokens ? tokens : 1;
       if (cost > limit) {
-        throw new EnvelopeError('rate_limited', `This call may use up to ${tokens} tokens (input ~${inputEstimate} + output cap ${outputReserve}), more than ${scope ? "the per-user" : "the route's"} ${w.name} (${limit}) allows at once: lower max_output_tokens or the input.`, { headers: { 'x-should-retry': 'false' } });
+        throw new EnvelopeError('rate_limited', `This call may use up to ${tokens} tokens (input ~${inputEstimate} + output cap ${outputReserve}), more than ${perUser ? "the per-user" : "the route's"} ${w.name} (${limit}) allows at once: lower max_output_tokens or the input.`, { headers: { 'x-should-retry': 'false' } });
       }
       specs.push({ key, windowMs: w.windowMs, bucketMs: w.bucketMs, limit, cost });
       if (w.tokens) tokenWindowKeys.push(key);

@@ -12,7 +12,19 @@ export interface PeriodSpan {
 const DAY = 86_400_000;
 const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-export function periodOf(period: Period, now: number): PeriodSpan {
+// The span changes only at a period's boundary, and admission asks for it on every call for every
+// budget: the last span of each kind is kept (frozen, as it is shared) while `now` stays inside it.
+const last: Partial<Record<Period, Readonly<PeriodSpan>>> = {};
+
+export function periodOf(period: Period, now: number): Readonly<PeriodSpan> {
+  const hit = last[period];
+  if (hit && now >= hit.start && now < hit.end) return hit;
+  const span = Object.freeze(spanOf(period, now));
+  last[period] = span;
+  return span;
+}
+
+function spanOf(period: Period, now: number): PeriodSpan {
   const d = new Date(now);
   if (period === 'daily') {
     const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
