@@ -156,7 +156,7 @@ export function assertBuilt(): void {
 
 export async function startSimulator(): Promise<SimulatorProcess> {
   // Keeping no requests: kept ones outlived the simulator's young generation, and its pauses
-  // (scavenges of 2-3 ms, mark-compacts of 10-15 ms) stalled the calls of whichever target ran.
+  // (scavenges of 2-3 ms every ~0.7 s as its heap grew) stalled the calls of whichever target ran.
   const child = track(spawn(process.execPath, [CLI, 'simulator', '--port', '0', '--record-limit', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   const err = tail(child.stderr);
   const lines = createInterface({ input: child.stdout! });
