@@ -92,6 +92,15 @@ describe('the backstop polls', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.now() + SETTLE_MS + 1_000);
   };
+  /** A config store at `path` and its key store, stopped after the test. */
+  const stores = (path: string, keyPollMs: number) => {
+    const log = pino({ level: 'silent' });
+    const metrics = new Metrics();
+    const keys = new KeyStore(log, metrics, keyPollMs);
+    const store = new ConfigStore({ path, secretsDir: join(dir!, 'secrets'), keys, log, metrics });
+    stops.push(() => store.stop(), () => keys.close());
+    return { store, keys };
+  };
 
   it('read nothing while the config and key files stay as they are', async () => {
     dir = await mkdtemp(join(tmpdir(), 'ai-envelope-poll-'));
@@ -100,11 +109,7 @@ describe('the backstop polls', () => {
     await mkdir(join(dir, 'secrets'));
     const keyFile = join(dir, 'secrets', 'apiKey');
     await writeFile(keyFile, 'sk-test-poll-0001');
-    const log = pino({ level: 'silent' });
-    const metrics = new Metrics();
-    const keys = new KeyStore(log, metrics, 20);
-    const store = new ConfigStore({ path: file, secretsDir: join(dir, 'secrets'), keys, log, metrics });
-    stops.push(() => store.stop(), () => keys.close());
+    const { store, keys } = stores(file, 20);
     await store.reload();
     await keys.use([keyFile]);
     settle();
@@ -123,11 +128,7 @@ describe('the backstop polls', () => {
   it('load a config that appears where no watcher could be set up', async () => {
     dir = await mkdtemp(join(tmpdir(), 'ai-envelope-poll-'));
     const folder = join(dir, 'config');
-    const log = pino({ level: 'silent' });
-    const metrics = new Metrics();
-    const keys = new KeyStore(log, metrics, 60_000);
-    const store = new ConfigStore({ path: folder, secretsDir: join(dir, 'secrets'), keys, log, metrics });
-    stops.push(() => store.stop(), () => keys.close());
+    const { store } = stores(folder, 60_000);
     await store.reload();
     expect(store.current).toBeUndefined();
     await store.start(20); // the folder is missing: watch() fails, only the poll is left
