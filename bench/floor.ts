@@ -1,10 +1,11 @@
-// node bench/floor.ts [floor|none|full] [--rate R] [--seconds N] [--runs K]
+// node bench/floor.ts [floor|none|full] [--rate R] [--seconds N] [--runs K] [--node-options="..."]
 // CPU per call of one proxy, measured as the bench measures it (the proxy's own process over the
 // phase): the bare node:http + undici proxy of bench/node-floor.mjs by default, which is the floor
 // the sidecar's own work is measured above (README: Performance), or the sidecar without policies
 // or with all of them. Closed loop by default; --rate for a fixed rate, where fixed costs per
 // wake-up (syscalls, thread hand-offs) weigh more than under full load. --runs repeats the
-// measurement in the same process, for a spread. Also printed: how long the proxy's threads
+// measurement in the same process, for a spread. --node-options: the proxy's heap flags (the
+// injected ones of sidecar/runtime.ts by default, as in the bench), for A/B runs. Also printed: how long the proxy's threads
 // waited for a core per call (schedstat): on 2 shared cores that wait, not the proxy's own work,
 // is much of what a fixed rate's p99 pays.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -15,11 +16,12 @@ import { parseArgs } from 'node:util';
 import { runPhase } from './load.ts';
 import { CpuMeter } from './measure.ts';
 import { startEnvelope, startNodeFloor, startSimulator, stopAll } from './servers.ts';
+import { SIDECAR_NODE_OPTIONS } from '../sidecar/runtime.ts';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   allowPositionals: true,
-  options: { rate: { type: 'string' }, seconds: { type: 'string', default: '5' }, runs: { type: 'string', default: '1' } },
+  options: { rate: { type: 'string' }, seconds: { type: 'string', default: '5' }, runs: { type: 'string', default: '1' }, 'node-options': { type: 'string', default: SIDECAR_NODE_OPTIONS } },
 });
 const which = positionals[0] ?? 'floor';
 const rate = values.rate === undefined ? undefined : Number(values.rate);
@@ -39,7 +41,8 @@ function waitedNs(pid: number): number {
 
 const sim = await startSimulator();
 try {
-  const target = which === 'floor' ? await startNodeFloor(sim) : await startEnvelope(which as 'none' | 'full', sim, await mkdtemp(join(tmpdir(), 'ai-envelope-cpu-')));
+  const nodeOptions = values['node-options'];
+  const target = which === 'floor' ? await startNodeFloor(sim, nodeOptions) : await startEnvelope(which as 'none' | 'full', sim, await mkdtemp(join(tmpdir(), 'ai-envelope-cpu-')), { nodeOptions });
   await runPhase(target, { connections, seconds: 2, rate });
   for (let i = 0; i < Number(values.runs); i++) {
     const cpu = new CpuMeter(target.pids);

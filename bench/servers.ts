@@ -336,7 +336,7 @@ export async function startEnvelope(profile: EnvelopeProfile, sim: SimulatorProc
   const args = [...nodeFlags, CLI, 'sidecar', '-f', config, '--port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'];
   args.push('--secrets-dir', join(dir, 'secrets'), '--state-dir', state, '--grace-seconds', '2');
   const spawnedAt = performance.now();
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production', MALLOC_ARENA_MAX, NODE_OPTIONS: opts.nodeOptions ?? '' }, stdio: ['ignore', logFd, 'pipe'] }));
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production', MALLOC_ARENA_MAX, NODE_OPTIONS: opts.nodeOptions ?? SIDECAR_NODE_OPTIONS }, stdio: ['ignore', logFd, 'pipe'] }));
   closeSync(logFd);
   const err = tail(child.stderr);
   const logTail = () => `${err()}\n${readFileSync(logFile, 'utf8').slice(-4_096)}`;
