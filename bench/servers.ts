@@ -250,10 +250,14 @@ export async function startNginx(sim: SimulatorProcess, workDir: string): Promis
 }
 
 const NODE_FLOOR = fileURLToPath(new URL('node-floor.mjs', import.meta.url));
+const NODE_FLOOR_HTTP = fileURLToPath(new URL('node-floor-http.mjs', import.meta.url));
 
-/** The bare Node proxy (node-floor.mjs), with the sidecar's heap flags and malloc setting unless told otherwise. */
-export async function startNodeFloor(sim: SimulatorProcess, nodeOptions = SIDECAR_NODE_OPTIONS): Promise<Target> {
-  const child = track(spawn(process.execPath, [NODE_FLOOR, sim.origin], { env: { ...process.env, MALLOC_ARENA_MAX, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] }));
+/**
+ * The bare Node proxy (node-floor.mjs), with the sidecar's heap flags and malloc setting unless
+ * told otherwise; `client: 'http'` forwards with node:http instead of undici (node-floor-http.mjs).
+ */
+export async function startNodeFloor(sim: SimulatorProcess, nodeOptions = SIDECAR_NODE_OPTIONS, client: 'undici' | 'http' = 'undici'): Promise<Target> {
+  const child = track(spawn(process.execPath, [client === 'http' ? NODE_FLOOR_HTTP : NODE_FLOOR, sim.origin], { env: { ...process.env, MALLOC_ARENA_MAX, NODE_OPTIONS: nodeOptions }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const err = tail(child.stderr);
   let port: number | undefined;
   child.stdout?.once('data', (d: Buffer) => (port = (JSON.parse(String(d)) as { port: number }).port));
