@@ -8,8 +8,6 @@ import { loadConfig } from '../crds/render.ts';
 import { join } from 'node:path';
 import { LocalStore } from './state/local.ts';
 import { ReviewStore, type Reviews } from './review/store.ts';
-import { RedisReviewStore } from './review/redis.ts';
-import { ResilientStore } from './state/resilient.ts';
 import type { StateStore } from './state/types.ts';
 import { BatchService } from './batch/service.ts';
 
@@ -65,7 +63,7 @@ export async function startSidecar(opts: StartOptions): Promise<RunningSidecar> 
     else opts.log.info(line, 'Redis is back: limits and budgets are shared again');
   });
   // With a shared Redis, one queue for every replica; else files in the state dir (or memory).
-  const reviews: Reviews = redisURL ? new RedisReviewStore(redisURL) : await ReviewStore.open(opts.stateDir ? join(opts.stateDir, 'reviews') : undefined);
+  const reviews: Reviews = redisURL ? new (await import('./review/redis.ts')).RedisReviewStore(redisURL) : await ReviewStore.open(opts.stateDir ? join(opts.stateDir, 'reviews') : undefined);
   // Expired items go within the hour, whether or not anyone looks at the queue.
   const sweeping = setInterval(() => void reviews.sweep().catch(() => {}), 3_600_000);
   sweeping.unref();
@@ -119,7 +117,9 @@ async function sharedStateURL(opts: StartOptions): Promise<string | undefined> {
 
 async function openState(opts: StartOptions, redisURL: string | undefined, onChange: (backend: 'local' | 'redis', reason?: string) => void): Promise<StateStore> {
   const onError = (err: Error) => opts.log.error({ event: 'state_error', err: err.message }, 'state store problem');
+  // ioredis is loaded only by sidecars that share a Redis: it adds several MB to every other pod.
   if (redisURL) {
+    const { ResilientStore } = await import('./state/resilient.ts');
     return ResilientStore.open({ redisUrl: redisURL, onChange, onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
   }
   return LocalStore.open({ onError, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) });
