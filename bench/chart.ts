@@ -14,7 +14,7 @@ const SHORT: Record<TargetName, string> = {
 const COLORS = ['#4c78a8', '#f58518', '#9d755d', '#54a24b', '#e45756', '#72b7b2'];
 const PANEL_W = 390;
 const PANEL_H = 270;
-const MARGIN = { top: 34, right: 12, bottom: 38, left: 52 };
+const MARGIN = { top: 42, right: 12, bottom: 38, left: 52 };
 
 interface Series {
   name: string;
@@ -66,9 +66,38 @@ function frame(x: number, y: number, title: string, max: number, unit: string): 
     parts.push(`<line x1="${ox}" x2="${ox + plotW}" y1="${sy(v)}" y2="${sy(v)}" class="grid"/>`);
     parts.push(`<text x="${ox - 6}" y="${sy(v) + 4}" class="tick" text-anchor="end">${tickLabel(v, tick)}</text>`);
   }
-  parts.push(`<text x="${x + 10}" y="${y + MARGIN.top - 6}" class="unit">${esc(unit)}</text>`);
+  parts.push(`<text x="${x + 10}" y="${y + MARGIN.top - 10}" class="unit">${esc(unit)}</text>`);
   parts.push(`<line x1="${ox}" x2="${ox + plotW}" y1="${oy}" y2="${oy}" class="axis"/>`);
   return { parts, sy, plotW, plotH, ox, yMax };
+}
+
+// Text widths estimated on the generous side from the fonts' sizes: the chart is drawn without a
+// browser to measure in.
+const VAL_CHAR_W = 6;
+const VAL_H = 10;
+const REF_CHAR_W = 5.2;
+
+interface Box {
+  x1: number;
+  x2: number;
+  y: number;
+}
+
+/**
+ * Where a bar's value goes: just above the bar, or higher when a value already placed would be
+ * under it. Close neighbours with equal values (RSS under load and after the soak) would
+ * otherwise print as one number.
+ */
+function placeValue(placed: Box[], cx: number, top: number, text: string): number {
+  const half = (text.length * VAL_CHAR_W) / 2 + 1;
+  let y = top - 3;
+  for (;;) {
+    const hit = placed.find((b) => b.x1 < cx + half && cx - half < b.x2 && Math.abs(b.y - y) < VAL_H);
+    if (!hit) break;
+    y = hit.y - VAL_H;
+  }
+  placed.push({ x1: cx - half, x2: cx + half, y });
+  return y;
 }
 
 function bars(x: number, y: number, title: string, unit: string, categories: string[], series: Series[], refs: Ref[] = []): string {
@@ -76,23 +105,28 @@ function bars(x: number, y: number, title: string, unit: string, categories: str
   const { parts, sy, plotW, ox } = frame(x, y, title, Math.max(...all, 0), unit);
   const groupW = plotW / Math.max(1, categories.length);
   const barW = Math.min(28, (groupW * 0.8) / series.length);
+  // Reference lines first, so bars and their values are drawn over them.
+  for (const r of refs) parts.push(`<line x1="${ox}" x2="${ox + plotW}" y1="${sy(r.value)}" y2="${sy(r.value)}" class="ref"/>`);
+  const placed: Box[] = [];
   categories.forEach((cat, i) => {
     const gx = ox + i * groupW + (groupW - barW * series.length) / 2;
     series.forEach((s, j) => {
       const v = s.values[i] ?? NaN;
       const top = Number.isFinite(v) ? sy(Math.max(0, v)) : sy(0);
       const bx = gx + j * barW;
+      const text = label(v);
       parts.push(`<rect x="${bx}" y="${top}" width="${barW - 2}" height="${sy(0) - top}" fill="${COLORS[j % COLORS.length]}"/>`);
-      parts.push(`<text x="${bx + (barW - 2) / 2}" y="${top - 3}" class="val" text-anchor="middle">${label(v)}</text>`);
+      parts.push(`<text x="${bx + (barW - 2) / 2}" y="${placeValue(placed, bx + (barW - 2) / 2, top, text)}" class="val" text-anchor="middle">${text}</text>`);
     });
     parts.push(`<text x="${ox + i * groupW + groupW / 2}" y="${sy(0) + 16}" class="cat" text-anchor="middle">${esc(cat)}</text>`);
   });
-  refs.forEach((r, i) => {
-    // Alternate ends, so two close lines keep readable labels.
-    const end = i % 2 === 0;
-    parts.push(`<line x1="${ox}" x2="${ox + plotW}" y1="${sy(r.value)}" y2="${sy(r.value)}" class="ref"/>`);
-    parts.push(`<text x="${end ? ox + plotW : ox + 2}" y="${sy(r.value) - 3}" class="reftext" text-anchor="${end ? 'end' : 'start'}">${esc(r.label)}</text>`);
-  });
+  // The lines' labels go in a row under the categories: on the lines they covered bars' values.
+  let lx = ox;
+  for (const r of refs) {
+    parts.push(`<line x1="${lx}" x2="${lx + 16}" y1="${sy(0) + 28}" y2="${sy(0) + 28}" class="ref"/>`);
+    parts.push(`<text x="${lx + 20}" y="${sy(0) + 31}" class="reftext">${esc(r.label)}</text>`);
+    lx += 20 + r.label.length * REF_CHAR_W + 14;
+  }
   if (series.length > 1) {
     series.forEach((s, j) => {
       const lx = x + PANEL_W - MARGIN.right - (series.length - j) * 78;
@@ -166,7 +200,7 @@ export function renderChart(r: BenchResults, d: Derived): string {
   const height = PANEL_H * 2 + 24;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif">
 <style>
-.title{font-size:13px;font-weight:600}.unit,.tick{font-size:10px;fill:#555}.val{font-size:9px;fill:#333}.cat{font-size:10px;fill:#222}
+.title{font-size:13px;font-weight:600}.unit,.tick{font-size:10px;fill:#555}.val{font-size:9px;fill:#333;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.cat{font-size:10px;fill:#222}
 .grid{stroke:#e5e5e5}.axis{stroke:#888}.ref{stroke:#d62728;stroke-dasharray:4 3}.reftext{font-size:9px;fill:#d62728}
 </style>
 <rect width="100%" height="100%" fill="#fff"/>
