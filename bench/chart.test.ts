@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { renderChart } from './chart.ts';
 import { derive, type BenchResults, type Derived } from './report.ts';
-import type { TargetName } from './servers.ts';
+import { TARGET_NAMES, type TargetName } from './servers.ts';
 
 interface Drawn {
   text: string;
@@ -66,14 +66,12 @@ function collisions(texts: Drawn[]): string[] {
   return out;
 }
 
-const TARGETS: TargetName[] = ['direct', 'nginx', 'node-floor', 'portkey', 'envelope-none', 'envelope-full'];
-
 /** Figures chosen to crowd the labels. */
 function crowded(): { r: BenchResults; d: Derived } {
   const by = (values: Partial<Record<TargetName, number>>) => (t: string) => values[t as TargetName] ?? NaN;
   const samples = Array.from({ length: 30 }, (_, i) => ({ t: i * 10, mb: 169 }));
   const r = {
-    meta: { targets: TARGETS, cpuModel: 'test CPU', cores: 2, node: 'v24', date: '2026-12-07', plan: { mode: 'full' } },
+    meta: { targets: TARGET_NAMES, cpuModel: 'test CPU', cores: 2, node: 'v24', date: '2026-12-07', plan: { mode: 'full' } },
     restMB: { nginx: 12, 'node-floor': 71, portkey: 142, 'envelope-none': 101, 'envelope-full': 107 },
     soak: [
       { target: 'envelope-none', samples, slopeMBPerMinute: 0.01, endMB: 148, liveHeapAfterMajorGC: [{ t: 5, mb: 24 }] },

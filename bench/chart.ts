@@ -121,11 +121,11 @@ function bars(x: number, y: number, title: string, unit: string, categories: str
     parts.push(`<text x="${ox + i * groupW + groupW / 2}" y="${sy(0) + 16}" class="cat" text-anchor="middle">${esc(cat)}</text>`);
   });
   // The lines' labels go in a row under the categories: on the lines they covered bars' values.
-  let lx = ox;
+  let refX = ox;
   for (const r of refs) {
-    parts.push(`<line x1="${lx}" x2="${lx + 16}" y1="${sy(0) + 28}" y2="${sy(0) + 28}" class="ref"/>`);
-    parts.push(`<text x="${lx + 20}" y="${sy(0) + 31}" class="reftext">${esc(r.label)}</text>`);
-    lx += 20 + r.label.length * REF_CHAR_W + 14;
+    parts.push(`<line x1="${refX}" x2="${refX + 16}" y1="${sy(0) + 28}" y2="${sy(0) + 28}" class="ref"/>`);
+    parts.push(`<text x="${refX + 20}" y="${sy(0) + 31}" class="reftext">${esc(r.label)}</text>`);
+    refX += 20 + r.label.length * REF_CHAR_W + 14;
   }
   if (series.length > 1) {
     series.forEach((s, j) => {
